@@ -123,9 +123,9 @@ def assert_close(
     atol: float = 1e-8,
     name: str = "result",
 ) -> None:
-    """Check that ``actual`` equals ``expected`` elementwise within a tolerance.
+    r"""Check that ``actual`` equals ``expected`` elementwise within a tolerance.
 
-    An element passes when :math:`|a - e| \\le \\mathrm{atol} + \\mathrm{rtol} \\cdot |e|`,
+    An element passes when :math:`|a - e| \le \mathrm{atol} + \mathrm{rtol} \cdot |e|`,
     the criterion of :func:`numpy.isclose` (asymmetric: the tolerance scales with the
     expected value). Shapes must be equal: nothing is broadcast, and a scalar never
     matches an array of shape ``(1,)``. NaN in both at the same position counts as

@@ -22,8 +22,19 @@ CHAPTER_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
 CONFIG_FILE = "nbgrader_config.py"
 
 
+_EXCEPTION_LINE = re.compile(r"^\s*(?:[\w]+\.)*(\w+(?:Error|Exception|Interrupt)): (.+)$")
+
+
 class NbgraderError(RuntimeError):
-    """An nbgrader command failed; the message holds the command and its log tail."""
+    """An nbgrader command failed; the message holds the command and its log tail,
+    ``reason`` the last exception nbgrader logged (e.g. ``DeadKernelError: Kernel died``)."""
+
+    def __init__(self, message: str, log: str = "") -> None:
+        super().__init__(message)
+        found = [m for line in log.splitlines() if (m := _EXCEPTION_LINE.match(line))]
+        self.reason = (
+            f"{found[-1][1]}: {found[-1][2].strip()}" if found else message.splitlines()[0]
+        )
 
 
 def find_course_root(start: Path | None = None) -> Path:
@@ -128,6 +139,7 @@ def run_nbgrader(args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | Non
     if done.returncode != 0 or "[ERROR]" in log:
         tail = "\n".join(log.strip().splitlines()[-25:])
         raise NbgraderError(
-            f"`nbgrader {' '.join(args)}` failed in {cwd} (exit {done.returncode}):\n{tail}"
+            f"`nbgrader {' '.join(args)}` failed in {cwd} (exit {done.returncode}):\n{tail}",
+            log,
         )
     return log

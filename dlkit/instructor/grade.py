@@ -75,13 +75,15 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _previous_rows(out: Path) -> dict[tuple[str, str], GradeRow]:
+def _previous_report(out: Path) -> tuple[dict[tuple[str, str], GradeRow], list[str]]:
+    """Rows and notes an earlier run recorded in ``out``, so this run keeps them."""
     path = out / "grades.json"
     if not path.is_file():
-        return {}
+        return {}, []
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["results"]
-        return {(r["student_id"], r["chapter"]): GradeRow(**r) for r in rows}
+        report = json.loads(path.read_text(encoding="utf-8"))
+        rows = {(r["student_id"], r["chapter"]): GradeRow(**r) for r in report["results"]}
+        return rows, list(report["notes"])
     except (ValueError, KeyError, TypeError) as err:
         raise RuntimeError(
             f"{path} exists but cannot be read ({err}); move it away or choose another --out"
@@ -121,7 +123,7 @@ def _autograde(
         )
         score = read_notebook_score(work.gradebook, sub.chapter, sub.student_id)
     except (NbgraderError, LookupError) as err:
-        reason = str(err).strip().splitlines()[-1]
+        reason = err.reason if isinstance(err, NbgraderError) else str(err)
         return GradeRow(
             sub.student_id,
             sub.chapter,
@@ -198,8 +200,8 @@ def grade_submissions(
     collection = collect(submissions, course.chapters(), asked)
     needed = sorted({s.chapter for s in collection.submissions})
     out.mkdir(parents=True, exist_ok=True)
-    recorded = _previous_rows(out)
-    notes = list(collection.notes)
+    recorded, earlier_notes = _previous_report(out)
+    notes = earlier_notes + [n for n in collection.notes if n not in earlier_notes]
 
     work_root = out / "work"
     if work_root.exists():

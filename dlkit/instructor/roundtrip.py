@@ -74,7 +74,7 @@ def _cells_by_id(nb: nbformat.NotebookNode) -> dict[str, str]:
     }
 
 
-def _check_release(source_nb, release_nb, report: RoundTripReport) -> None:
+def check_release(source_nb, release_nb, report: RoundTripReport) -> None:
     """Hidden tests and solutions must not reach the student version."""
     released = _cells_by_id(release_nb)
     for grade_id, blocks in hidden_tests(source_nb).items():
@@ -132,7 +132,7 @@ def check_chapter(course: Course, chapter: str, workdir: Path) -> RoundTripRepor
     work.generate([chapter])
     report.seconds["generate"] = time.perf_counter() - start
     release_nb = nbformat.read(work.release_notebook(chapter), as_version=4)
-    _check_release(source_nb, release_nb, report)
+    check_release(source_nb, release_nb, report)
 
     for student, notebook in (
         (SOLUTION_STUDENT, work.source_notebook(chapter)),

@@ -57,20 +57,31 @@ def parse_notebook(data: bytes, origin: str) -> tuple[NotebookNode | None, str |
     if len(data) > MAX_NOTEBOOK_BYTES:
         return None, f"{origin} is {len(data) / 2**20:.0f} MiB; notebooks over 50 MiB are refused"
     try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        text = data.decode("utf-8")
+        json.loads(text)  # first, for a precise message on broken JSON
+        nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
     except UnicodeDecodeError:
         return None, f"{origin} is not a notebook: not UTF-8 text"
     except json.JSONDecodeError as err:
-        return (
-            None,
-            f"{origin} is not a valid notebook: malformed JSON at line {err.lineno} ({err.msg})",
+        return None, (
+            f"{origin} is not a valid notebook: malformed JSON at line {err.lineno}, "
+            f"column {err.colno} ({err.msg})"
         )
     except nbformat.ValidationError as err:
         return None, f"{origin} is not a valid notebook: {err.message}"
     except Exception as err:  # nbformat raises several types for broken files
         return None, f"{origin} is not a valid notebook: {type(err).__name__}: {err}"
     return nb, None
+
+
+def _expected_name(name: str, chapters: set[str]) -> str:
+    """What a misnamed notebook should have been called, guessed from its chapter topic."""
+    for chapter in sorted(chapters):
+        topic = chapter.split("_", 1)[1]
+        if chapter in name or topic in name:
+            return f"{chapter}.ipynb"
+    return f"<chapter>.ipynb with a chapter name such as {min(chapters, default='00_welcome')}"
 
 
 def _from_folder(folder: Path, chapters: set[str], found: dict, notes: list[str]) -> None:
@@ -83,13 +94,13 @@ def _from_folder(folder: Path, chapters: set[str], found: dict, notes: list[str]
         if len(parts) == 2 and parts[0] in chapters and parts[1] == f"{parts[0]}.ipynb":
             _add(found, notes, student, parts[0], entry.read_bytes(), rel)
         elif entry.suffix == ".ipynb":
-            chapter = next((c for c in chapters if c in entry.name or c in parts), None)
-            where = (
-                f"{student}/{chapter}/{chapter}.ipynb"
-                if chapter
-                else f"{student}/<chapter>/<chapter>.ipynb"
+            expected = _expected_name(rel, chapters)
+            chapter = (
+                expected.removesuffix(".ipynb") if expected.endswith(".ipynb") else "<chapter>"
             )
-            notes.append(f"{student}: unexpected file {rel}; expected {where}")
+            notes.append(
+                f"{student}: unexpected file {rel}; expected {student}/{chapter}/{expected}"
+            )
 
 
 def _from_zip(path: Path, chapters: set[str], found: dict, notes: list[str]) -> None:
@@ -117,8 +128,8 @@ def _from_zip(path: Path, chapters: set[str], found: dict, notes: list[str]) -> 
                     )
                 elif base.endswith(".ipynb"):
                     notes.append(
-                        f"{student}: unexpected file {path.name}:{name}; expected <chapter>.ipynb "
-                        f"with a chapter name such as {min(chapters) if chapters else '00_welcome'}"
+                        f"{student}: unexpected file {path.name}:{name}; "
+                        f"expected {_expected_name(name, chapters)}"
                     )
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         notes.append(f"{student}: {path.name} is not a readable zip file ({err})")
@@ -176,11 +187,14 @@ def collect(
     for student in sorted(found):
         for chapter in wanted:
             if chapter not in found[student]:
-                collection.submissions.append(
-                    Submission(
-                        student, chapter, None, "", f"missing: no {chapter} notebook from {student}"
-                    )
-                )
+                # Say what the student handed in instead, if anything, next to the zero.
+                instead = [
+                    n.split(": ", 1)[1] for n in collection.notes if n.startswith(f"{student}: ")
+                ]
+                problem = f"missing: no {chapter} notebook from {student}"
+                if instead:
+                    problem += " (" + "; ".join(instead) + ")"
+                collection.submissions.append(Submission(student, chapter, None, "", problem))
                 continue
             data, origin = found[student][chapter]
             nb, problem = parse_notebook(data, origin)
