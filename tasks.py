@@ -59,7 +59,7 @@ def course() -> None:
 
 
 def test(pytest_args: list[str]) -> int:
-    install("test")
+    install("dev")  # test tools plus the contributor hooks (pre-commit, nbstripout)
     env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
     # Two workers on CI's 2 cores; --dist loadfile keeps each notebook on one worker.
     command = [str(PYTHON), "-m", "pytest", "-n", "2", "--dist", "loadfile", *pytest_args]

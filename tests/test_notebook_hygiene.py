@@ -39,7 +39,10 @@ def test_stored_without_outputs(path: Path) -> None:
         for i, c in enumerate(nb.cells)
         if c.cell_type == "code" and (c.outputs or c.execution_count)
     ]
-    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; clear them"
+    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; run nbstripout"
+    assert "widgets" not in nb.metadata, f"{path.name}: stored widget state; run nbstripout"
+    timed = [i for i, c in enumerate(nb.cells) if "execution" in c.metadata]
+    assert not timed, f"{path.name}: cells {timed} store execution timestamps; run nbstripout"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
