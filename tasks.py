@@ -33,7 +33,7 @@ def run(*command: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = Non
 
 def install(extra: str) -> None:
     """Create .venv if needed and install dlkit with ``extra`` under constraints.txt."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (tasks.py runs under any python3)
         sys.exit(f"dlkit needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         print(f"creating the virtual environment {VENV}", flush=True)
