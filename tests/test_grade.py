@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from fake_course import make_course, standard_cells
 
 from dlkit.instructor.course import Course
 
@@ -166,3 +167,26 @@ def test_a_later_run_keeps_grades_already_recorded(graded: dict, course: Course)
     assert rows["zoe"]["score"] == 3
     assert rows["alice"] == graded["rows"]["alice"] and rows["bob"] == graded["rows"]["bob"]
     assert len(rows) == 8
+
+
+def test_an_endless_loop_is_stopped_and_the_others_still_graded(tmp_path: Path) -> None:
+    course = make_course(tmp_path / "course", standard_cells())
+    course.generate(["00_tiny"])
+    solution = nbformat.read(course.source_notebook("00_tiny"), as_version=4)
+    looping = nbformat.from_dict(solution)
+    _answer_cell(looping).source = "while True:\n    pass"
+    for student, nb in (("looper", looping), ("good", solution)):
+        target = tmp_path / "subs" / student / "00_tiny"
+        target.mkdir(parents=True)
+        nbformat.write(nb, target / "00_tiny.ipynb")
+    command = [sys.executable, "-m", "dlkit", "--course", str(course.root), "grade"]
+    command += [str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--timeout", "3"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {
+        r["student_id"]: r
+        for r in json.loads((tmp_path / "out/grades.json").read_text())["results"]
+    }
+    assert rows["good"]["score"] == 3
+    assert rows["looper"]["score"] == 0
+    assert "cell 'double' ran past the time limit" in rows["looper"]["message"]

@@ -38,3 +38,22 @@ def cell_failures(nb: NotebookNode) -> dict[str, str]:
             if reason:
                 reasons[meta["grade_id"]] = reason
     return reasons
+
+
+def first_error_outside_tests(nb: NotebookNode) -> str | None:
+    """Where the notebook first broke outside the test cells, e.g. an answer cell that
+    raised or ran past the time limit: usually the root cause of the failing tests."""
+    for index, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("grade"):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        if errors:
+            last = errors[-1]  # a timeout shows KeyboardInterrupt, then CellTimeoutError
+            where = (
+                f"cell {meta['grade_id']!r}" if meta.get("grade_id") else f"code cell {index + 1}"
+            )
+            if last.ename == "CellTimeoutError":
+                return f"{where} ran past the time limit and was stopped"
+            return f"{where} raised " + _clean(f"{last.ename}: {last.evalue}".rstrip(": "))
+    return None

@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 
 from dlkit.instructor.course import Course, NbgraderError
-from dlkit.instructor.failures import cell_failures
+from dlkit.instructor.failures import cell_failures, first_error_outside_tests
 from dlkit.instructor.gradebook import chapter_max_score, read_notebook_score
 from dlkit.instructor.submissions import Submission, collect
 
@@ -133,7 +133,8 @@ def _autograde(
             f"nbgrader could not grade {sub.origin}: {reason}",
         )
     graded = work.root / "autograded" / sub.student_id / sub.chapter / f"{sub.chapter}.ipynb"
-    reasons = cell_failures(nbformat.read(graded, as_version=4))
+    graded_nb = nbformat.read(graded, as_version=4)
+    reasons = cell_failures(graded_nb)
     cells = [
         {
             "grade_id": c.grade_id,
@@ -145,21 +146,35 @@ def _autograde(
     ]
     failed = [c["grade_id"] for c in cells if c["score"] < c["max_score"]]
     message = f"lost points in {', '.join(failed)}" if failed else ""
+    root_cause = first_error_outside_tests(graded_nb) if failed else None
+    if root_cause:
+        message += f"; first error: {root_cause}"
     return GradeRow(
         sub.student_id, sub.chapter, score.score, score.max_score, "graded", message, cells
     )
 
 
-def _feedback(work: Course, row: GradeRow, out: Path) -> None:
-    try:
-        work.nbgrader("generate_feedback", row.chapter, "--student", row.student_id, "--force")
-    except NbgraderError:
-        return  # the summary below still tells the student their score
-    html = work.root / "feedback" / row.student_id / row.chapter / f"{row.chapter}.html"
-    if html.is_file():
-        dest = out / "feedback" / row.student_id
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(html, dest / f"{row.chapter}.html")
+def _feedback(work: Course, rows: list[GradeRow], out: Path) -> list[str]:
+    """nbgrader's HTML feedback for the rows graded in this run, copied to
+    ``out/feedback/<student>/<chapter>.html``; returns notes on any it could not make."""
+    notes = []
+    for chapter in sorted({r.chapter for r in rows}):
+        students = [r.student_id for r in rows if r.chapter == chapter]
+        try:  # one nbgrader run for the whole chapter; one per student only if that fails
+            work.nbgrader("generate_feedback", chapter, "--force")
+        except NbgraderError:
+            for student in students:
+                try:
+                    work.nbgrader("generate_feedback", chapter, "--student", student, "--force")
+                except NbgraderError as err:
+                    notes.append(f"{student}/{chapter}: no HTML feedback ({err.reason})")
+        for student in students:
+            html = work.root / "feedback" / student / chapter / f"{chapter}.html"
+            if html.is_file():
+                dest = out / "feedback" / student
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(html, dest / f"{chapter}.html")
+    return notes
 
 
 def _write_summaries(out: Path, rows: list[GradeRow]) -> None:
@@ -220,8 +235,6 @@ def grade_submissions(
             )
         else:
             row = _autograde(work, sub, max_scores[sub.chapter], nbgrader_args)
-            if row.status == "graded":
-                _feedback(work, row, out)
         earlier = recorded.get(key)
         if row.status == "error" and earlier is not None and earlier.status == "graded":
             notes.append(f"{sub.student_id}/{sub.chapter}: {row.message}; kept the earlier grade")
@@ -233,6 +246,12 @@ def grade_submissions(
         )
         write_reports(out, list(rows.values()), notes, max_scores)
 
+    graded_now = [
+        rows[(s.student_id, s.chapter)]
+        for s in collection.submissions
+        if rows[(s.student_id, s.chapter)].status == "graded" and s.notebook is not None
+    ]
+    notes += _feedback(work, graded_now, out)
     all_rows = sorted(rows.values(), key=lambda r: (r.student_id, r.chapter))
     write_reports(out, all_rows, notes, max_scores)
     _write_summaries(out, all_rows)
