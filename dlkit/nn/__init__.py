@@ -2,8 +2,11 @@
 
 Same names and argument conventions as ``torch.nn`` / ``torch.nn.functional``, built
 from primitive tensor operations so the math is visible, and tested against PyTorch's
-own implementations. Filled in by the chapters on activations, losses, CNNs, RNNs
-and Transformers.
+own implementations. One model per file: ``mlp.py``, ``gpt.py``; the chapters on
+activations, losses, CNNs, RNNs and Transformers add theirs.
 """
 
-__all__: list[str] = []
+from dlkit.nn.gpt import GPT, TransformerConfig, build_transformer
+from dlkit.nn.mlp import MLPConfig, build_mlp
+
+__all__ = ["GPT", "MLPConfig", "TransformerConfig", "build_mlp", "build_transformer"]
