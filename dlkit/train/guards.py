@@ -1,0 +1,114 @@
+"""Guards: bad input stops training with a message that says what happened and where.
+
+Three mistakes otherwise surface as a cryptic error deep inside PyTorch, or as a run that
+quietly trains on nan:
+
+- the model's parameters and the batch on different devices (checked before the first step);
+- a batch whose shape the model or the loss rejects (the original error is chained);
+- a loss that becomes nan or inf (stopped *before* ``backward``, so the weights stay finite).
+
+``where`` is a zero-argument function returning e.g. ``"epoch 2/5, step 7/32"``: the
+message is only formatted when something is wrong, so the checks cost nothing per batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlkit.train.batches import describe, tensors_in
+
+Where = Callable[[], str]
+
+
+def check_devices(model: nn.Module, batch: Any, device: torch.device, where: Where) -> None:
+    """Raise ``RuntimeError`` naming both devices if a batch tensor is not where the model is."""
+    params = {p.device for p in model.parameters()}
+    data = {t.device for t in tensors_in(batch)}
+    if data - params:
+        raise RuntimeError(
+            f"device mismatch at {where()}: the model's parameters are on "
+            f"{', '.join(sorted(map(str, params)))} but the batch is on "
+            f"{', '.join(sorted(map(str, data)))} (the Trainer's device is {device}); "
+            f"call model.to({str(device)!r}) before fit"
+        )
+
+
+def split_batch(batch: Any, where: Where) -> tuple[Any, Any]:
+    """``(inputs, targets)`` from a batch, or a ``TypeError`` describing what came instead."""
+    if not (isinstance(batch, tuple | list) and len(batch) == 2):
+        raise TypeError(
+            f"batches must be (inputs, targets) pairs, but at {where()} the loader gave "
+            f"{describe(batch)}"
+        )
+    return batch[0], batch[1]
+
+
+def forward(
+    model: nn.Module,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    inputs: Any,
+    targets: Any,
+    precision: AbstractContextManager[object],
+    where: Where,
+) -> tuple[Any, torch.Tensor]:
+    """``outputs = model(inputs)`` and ``loss = loss_fn(outputs, targets)`` inside ``precision``.
+
+    A ``RuntimeError`` from the model (or a ``RuntimeError``/``ValueError`` from the loss)
+    is re-raised with the location and the batch's dtypes and shapes, chained to the
+    original. Out-of-memory errors pass through unchanged: they are not about shapes.
+    """
+    with precision:
+        try:
+            outputs = model(inputs)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as err:
+            raise RuntimeError(
+                f"the model rejected the batch at {where()}: inputs {describe(inputs)}, "
+                f"targets {describe(targets)}. Does the batch have the shape the model "
+                f"expects? Original error: {_first_line(err)}"
+            ) from err
+        try:
+            loss = loss_fn(outputs, targets)
+        except torch.OutOfMemoryError:
+            raise
+        except (RuntimeError, ValueError) as err:
+            raise RuntimeError(
+                f"the loss rejected the batch at {where()}: outputs {describe(outputs)}, "
+                f"targets {describe(targets)}. Original error: {_first_line(err)}"
+            ) from err
+    return outputs, loss
+
+
+def check_loss(loss: Any, inputs: Any, where: Where, last_finite: Callable[[], str]) -> float:
+    """The loss as a Python float; ``FloatingPointError`` if it is nan or inf.
+
+    ``last_finite()`` describes the previous finite loss for the message. Reading the value
+    costs one host-device sync per batch on a GPU: the price of never training on nan.
+    """
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        raise ValueError(
+            f"loss_fn must return a scalar tensor (the batch's mean loss), but at {where()} "
+            f"it returned {describe(loss)}"
+        )
+    value = loss.item()
+    if math.isfinite(value):
+        return value
+    bad_input = any(not t.isfinite().all() for t in tensors_in(inputs) if t.is_floating_point())
+    raise FloatingPointError(
+        f"the loss is {value} at {where()}; {last_finite()}. "
+        + ("The batch's inputs contain nan/inf. " if bad_input else "")
+        + "The weights were not updated with it. Try a lower learning rate, max_grad_norm, "
+        "or check the data."
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
