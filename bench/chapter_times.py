@@ -25,18 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from machine_info import describe_machine, load_average, machine_info
 from nbclient import NotebookClient
 from tqdm import tqdm
 
@@ -45,6 +43,7 @@ from dlkit.instructor.gradebook import read_notebook_score
 from dlkit.runtime import QUICK_ENV
 
 BENCH = Path(__file__).resolve().parent
+PACKAGES = ("torch", "nbgrader", "nbclient")
 EMPTY = "empty_baseline"  # the one-cell assignment: what autograding costs with nothing to run
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 # Quick mode, as NBGRADER_EXECUTION gives anyway; pinned against a DLKIT_QUICK in the shell.
@@ -139,37 +138,6 @@ def measure_chapter(course: Course, chapter: str, repeat: int, scratch: Path) ->
     }
 
 
-def cpu_model() -> str:
-    """``platform.processor()``, or on Linux (where it is often empty) the model in /proc/cpuinfo."""
-    if platform.processor():
-        return platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
-
-
-def load_average() -> float | None:
-    """The 1-minute load average (None where the OS has none): other work inflates the times."""
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-
-
-def machine(load_at_start: float | None) -> dict[str, Any]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "processor": cpu_model(),
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": version("torch"),
-        "nbgrader": version("nbgrader"),
-        "nbclient": version("nbclient"),
-        "load_average": {"start": load_at_start, "end": load_average()},
-    }
-
-
 def to_markdown(report: dict[str, Any]) -> str:
     def pair(stat: dict[str, float]) -> str:
         return f"{stat['median']:.2f} / {stat['min']:.2f}"
@@ -192,15 +160,10 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {pair(r['autograde'])} | {pair(r['empty_autograde'])} | {r['ratio']:.2f}× "
             f"| {', '.join(scores)} |"
         )
-    m = report["machine"]
     lines += [
         "",
         NOTES.format(runs=f"{report['repeat']} run" + "s" * (report["repeat"] != 1)),
-        f"Machine: {m['cpu_count']} CPUs ({m['cpus_usable']} usable), {m['processor'] or '?'} "
-        f"({m['machine']}), {m['platform']}; Python {m['python']}, torch {m['torch']}, "
-        f"nbgrader {m['nbgrader']}, nbclient {m['nbclient']}; measured {m['date']}; "
-        f"1-minute load average {m['load_average']['start']} at the start, "
-        f"{m['load_average']['end']} at the end.",
+        describe_machine(report["machine"], PACKAGES),
         "",
     ]
     return "\n".join(lines)
@@ -233,7 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress.set_postfix_str(chapter)
             results.append(measure_chapter(course, chapter, args.repeat, Path(scratch)))
 
-    report = {"repeat": args.repeat, "machine": machine(load_at_start), "chapters": results}
+    report = {
+        "repeat": args.repeat,
+        "machine": machine_info(load_at_start, PACKAGES),
+        "chapters": results,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "chapter_times.json").write_text(json.dumps(report, indent=2) + "\n")
     table = to_markdown(report)
