@@ -139,6 +139,29 @@ def test_demo_cli_single_process(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "epoch 2/2" in capsys.readouterr().out
 
 
+def _average_shard_gradients(model, optimizer, shards) -> None:
+    """A data-parallel step by hand: each shard's mean-loss gradient, averaged over shards."""
+    per_shard = []
+    for x, y in shards:
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        per_shard.append([p.grad.clone() for p in model.parameters()])
+    for p, grads in zip(model.parameters(), zip(*per_shard, strict=True), strict=True):
+        p.grad = torch.stack(grads).mean(dim=0)
+    optimizer.step()
+
+
+def test_simulated_ranks_see_every_sample_once_per_epoch() -> None:
+    cfg = ddp_demo.DemoConfig(samples=40, global_batch_size=8, epochs=1)
+    seen: list[torch.Tensor] = []
+    ddp_demo.simulate_ranks(cfg, 2, lambda m, o, shards: seen.extend(x for x, _ in shards))
+    assert len(seen) == 10 and all(len(x) == 4 for x in seen)
+    rows = torch.cat(seen)
+    assert torch.unique(rows, dim=0).shape[0] == 40  # every sample once
+    with pytest.raises(ValueError, match="n_ranks=3 must"):
+        ddp_demo.simulate_ranks(cfg, 3, lambda m, o, shards: None)
+
+
 # 240 samples split evenly over 2 ranks; a global batch of 64 leaves a ragged last step
 # (3 × 64 + 48), which still matches because each rank then holds 24 samples.
 ARGS = ["--samples", "240", "--global-batch-size", "64", "--epochs", "3", "--device", "cpu"]
@@ -193,6 +216,12 @@ def test_two_cpu_ranks_match_one_process_on_the_same_global_batch(tmp_path: Path
     torch.testing.assert_close(report["train_loss"], single_losses, rtol=1e-5, atol=1e-6)
     max_diff = max((ddp_state[k] - v).abs().max().item() for k, v in single.state_dict().items())
     print(f"max |DDP - single| weight difference: {max_diff:.3g}")
+
+    # One process playing both ranks, averaging the shards' gradients by hand, agrees too
+    # (what chapter 11's exercise checks a learner's all-reduce against).
+    simulated = ddp_demo.simulate_ranks(cfg, 2, _average_shard_gradients)
+    for name, value in simulated.state_dict().items():
+        torch.testing.assert_close(ddp_state[name], value, rtol=1e-5, atol=1e-6)
 
     # The tolerance discriminates: one process on the per-rank batch (32) ends elsewhere.
     per_rank, _ = ddp_demo.train(replace(cfg, global_batch_size=32), torch.device("cpu"))

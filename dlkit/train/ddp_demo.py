@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from dlkit.train.ddp import (
     TORCHRUN_ENV,
@@ -36,7 +37,7 @@ from dlkit.train.ddp import (
 from dlkit.train.device import get_device
 from dlkit.train.distributed import is_main_process, rank, world_size
 
-__all__ = ["DemoConfig", "main", "make_data", "make_model", "train"]
+__all__ = ["DemoConfig", "ShardStep", "main", "make_data", "make_model", "simulate_ranks", "train"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,42 @@ def train(cfg: DemoConfig, device: torch.device) -> tuple[nn.Module, list[float]
         if is_main_process():
             print(f"epoch {epoch + 1}/{cfg.epochs}  loss {losses[-1]:.6f}", flush=True)
     return unwrap_model(model), losses
+
+
+#: ``step(model, optimizer, shards)`` with ``shards[r] = (x_r, y_r)``, rank ``r``'s batch.
+ShardStep = Callable[
+    [nn.Module, torch.optim.Optimizer, list[tuple[torch.Tensor, torch.Tensor]]], None
+]
+
+
+def simulate_ranks(cfg: DemoConfig, n_ranks: int, step: ShardStep) -> nn.Module:
+    """Play ``n_ranks`` data-parallel ranks in one process; return the trained model.
+
+    Same data, initial weights, optimizer and samplers as :func:`train` under
+    ``torchrun --nproc_per_node n_ranks``: at every step, ``step(model, optimizer,
+    shards)`` receives each rank's shard of the global batch (in rank order) and must
+    compute the gradients and update the one shared model. A step that averages the
+    per-shard gradients (what DDP's all-reduce does) ends with the weights torchrun writes,
+    up to float32 summation order.
+    """
+    if n_ranks < 1 or cfg.global_batch_size % n_ranks or cfg.samples % n_ranks:
+        raise ValueError(
+            f"n_ranks={n_ranks} must be >= 1 and divide both global_batch_size="
+            f"{cfg.global_batch_size} and samples={cfg.samples}"
+        )
+    data, model = make_data(cfg), make_model(cfg)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    samplers = [
+        DistributedSampler(data, num_replicas=n_ranks, rank=r, shuffle=True, seed=cfg.seed)
+        for r in range(n_ranks)
+    ]
+    loaders = [DataLoader(data, cfg.global_batch_size // n_ranks, sampler=s) for s in samplers]
+    for epoch in range(cfg.epochs):
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+        for shards in zip(*loaders, strict=True):  # one (x_r, y_r) per rank
+            step(model, optimizer, [(x, y) for x, y in shards])
+    return model
 
 
 def _parse_args(argv: list[str] | None) -> tuple[DemoConfig, Path, str]:
