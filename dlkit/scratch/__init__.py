@@ -6,4 +6,36 @@ modules is that no framework does the work. The autograd engine, layers, conv, R
 and attention land here chapter by chapter.
 """
 
-__all__: list[str] = []
+from dlkit.scratch.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_f1,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+from dlkit.scratch.model_selection import (
+    PermutationImportance,
+    cross_val_scores,
+    kfold_indices,
+    permutation_importance,
+    stratified_kfold_indices,
+)
+
+__all__ = [
+    "PermutationImportance",
+    "accuracy_score",
+    "confusion_matrix",
+    "cross_val_scores",
+    "f1_score",
+    "kfold_indices",
+    "permutation_importance",
+    "precision_recall_f1",
+    "precision_score",
+    "recall_score",
+    "roc_auc_score",
+    "roc_curve",
+    "stratified_kfold_indices",
+]
