@@ -1,0 +1,44 @@
+"""The memory explorer: its numbers are dlkit.train.memory's, and it redraws headless."""
+
+from __future__ import annotations
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+from dlkit.nn import TransformerConfig
+from dlkit.viz.memory import estimate_memory, memory_explorer, plot_memory
+
+GPT2 = TransformerConfig(
+    vocab_size=50257, d_model=768, n_layers=12, n_heads=12, d_ff=3072, max_seq_len=1024
+)
+
+
+def test_gpt2_small_needs_16_bytes_per_parameter_plus_activations() -> None:
+    est = estimate_memory(GPT2, batch_size=8, seq_len=1024)
+    assert est.n_params == 124_439_808  # GPT-2 small with tied embeddings
+    assert est.params == est.grads == 4 * est.n_params
+    assert est.optimizer_state == 8 * est.n_params
+    assert est.total == 16 * est.n_params + est.activations
+    doubled = estimate_memory(GPT2, batch_size=16, seq_len=1024)
+    assert doubled.activations > 1.9 * est.activations  # activations grow with the batch
+
+
+def test_bad_sizes_are_named() -> None:
+    with pytest.raises(ValueError, match="max_seq_len=1024"):
+        estimate_memory(GPT2, batch_size=1, seq_len=2048)
+
+
+def test_plot_stacks_the_four_parts() -> None:
+    ax = plot_memory(estimate_memory(GPT2, 8, 1024))
+    heights = [p.get_height() for p in ax.patches]
+    est = estimate_memory(GPT2, 8, 1024)
+    assert sum(heights) == pytest.approx(est.total / 2**30)
+
+
+def test_explorer_redraws_when_a_slider_moves() -> None:
+    widget = memory_explorer(d_model=256, n_layers=2, batch_size=2, seq_len=256)
+    first_row = widget.children[0]
+    first_row.children[1].value = 4  # layers
+    assert widget.children[2].outputs is not None
