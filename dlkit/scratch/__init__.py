@@ -6,6 +6,16 @@ modules is that no framework does the work. The autograd engine, layers, conv, R
 and attention land here chapter by chapter.
 """
 
+from dlkit.scratch.conv import (
+    col2im,
+    conv2d_backward,
+    conv2d_backward_loop,
+    conv2d_forward,
+    conv2d_forward_loop,
+    conv2d_output_shape,
+    conv_output_size,
+    im2col,
+)
 from dlkit.scratch.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -23,14 +33,32 @@ from dlkit.scratch.model_selection import (
     permutation_importance,
     stratified_kfold_indices,
 )
+from dlkit.scratch.pooling import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
 
 __all__ = [
     "PermutationImportance",
     "accuracy_score",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "col2im",
     "confusion_matrix",
+    "conv2d_backward",
+    "conv2d_backward_loop",
+    "conv2d_forward",
+    "conv2d_forward_loop",
+    "conv2d_output_shape",
+    "conv_output_size",
     "cross_val_scores",
     "f1_score",
+    "im2col",
     "kfold_indices",
+    "max_pool2d",
+    "max_pool2d_backward",
     "permutation_importance",
     "precision_recall_f1",
     "precision_score",
