@@ -6,7 +6,8 @@ own implementations. One model per file: ``mlp.py``, ``gpt.py``; the chapters on
 activations, losses, CNNs, RNNs and Transformers add theirs.
 """
 
+from dlkit.nn import functional
 from dlkit.nn.gpt import GPT, TransformerConfig, build_transformer
 from dlkit.nn.mlp import MLPConfig, build_mlp
 
-__all__ = ["GPT", "MLPConfig", "TransformerConfig", "build_mlp", "build_transformer"]
+__all__ = ["GPT", "MLPConfig", "TransformerConfig", "build_mlp", "build_transformer", "functional"]
