@@ -1,0 +1,137 @@
+r"""RMSprop: AdaGrad with an exponential moving average instead of a sum, optionally
+centered and with momentum.
+
+A ``torch.optim.Optimizer`` with the constructor of ``torch.optim.RMSprop`` and the same
+trajectory; state keys ``"step"``, ``"square_avg"``, ``"grad_avg"`` (centered) and
+``"momentum_buffer"`` (momentum), as in PyTorch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from dlkit.optim.hyperparameters import (
+    check_fraction,
+    check_lr,
+    check_non_negative,
+    check_positive,
+)
+
+__all__ = ["RMSprop"]
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop (Hinton, Lecture 6e, 2012), with Graves' (2013) centered variant.
+
+    For each parameter :math:`\theta` with gradient :math:`g_t`, learning rate :math:`\eta`,
+    smoothing constant :math:`\alpha`, weight decay :math:`\lambda`, momentum :math:`\mu` and
+    :math:`\epsilon`, with :math:`v_0 = \bar g_0 = b_0 = 0`, step :math:`t` does (element-wise)
+
+    .. math::
+
+        g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \qquad (\text{if } \lambda \ne 0)\\
+        v_t &= \alpha\, v_{t-1} + (1 - \alpha)\, g_t^2\\
+        \bar g_t &= \alpha\, \bar g_{t-1} + (1 - \alpha)\, g_t
+            \qquad (\text{centered only})\\
+        r_t &= \begin{cases} \sqrt{v_t - \bar g_t^{\,2}} + \epsilon & \text{centered}\\
+                              \sqrt{v_t} + \epsilon & \text{otherwise} \end{cases}\\
+        b_t &= \mu\, b_{t-1} + g_t / r_t,\qquad
+            \theta_t = \theta_{t-1} - \eta\, b_t \qquad (\mu > 0)\\
+        \theta_t &= \theta_{t-1} - \eta\, g_t / r_t \qquad (\mu = 0)
+
+    Exactly as PyTorch: :math:`\epsilon` is added *outside* the square root (not
+    :math:`\sqrt{v_t + \epsilon}`); there is *no* bias correction, so with
+    :math:`v_0 = 0` the first steps are large (:math:`r_1 \approx \sqrt{1-\alpha}\,|g_1|`); the
+    centered variant divides by an estimate of the gradient's standard deviation,
+    :math:`v_t - \bar g_t^2`, the *second moment minus the squared mean*; and momentum
+    accumulates the already-normalised step :math:`g_t / r_t`.
+
+    Args:
+        params: parameters, or dicts defining parameter groups.
+        lr: :math:`\eta \ge 0`.
+        alpha: :math:`\alpha \in [0, 1)`, the decay of the moving averages.
+        eps: :math:`\epsilon > 0`.
+        weight_decay: :math:`\lambda \ge 0`.
+        momentum: :math:`\mu \ge 0`.
+        centered: normalise by the estimated variance instead of the second moment.
+        maximize: ascend the objective instead of descending it.
+
+    Raises:
+        ValueError: for a negative ``lr``, ``weight_decay`` or ``momentum``, ``eps <= 0``,
+            or ``alpha`` outside [0, 1).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        check_lr(lr)
+        check_positive("eps", eps)
+        check_non_negative("momentum", momentum)
+        check_non_negative("weight_decay", weight_decay)
+        check_fraction("alpha", alpha)
+        defaults = {
+            "lr": lr,
+            "alpha": alpha,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "centered": centered,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Update every parameter that has a gradient; return ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        for group in self.param_groups:
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            weight_decay, mu, centered = group["weight_decay"], group["momentum"], group["centered"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if param.grad.is_sparse:
+                    raise RuntimeError("dlkit.optim.RMSprop supports dense gradients only")
+                grad = -param.grad if group["maximize"] else param.grad
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["square_avg"] = torch.zeros_like(param)
+                    if mu > 0:
+                        state["momentum_buffer"] = torch.zeros_like(param)
+                    if centered:
+                        state["grad_avg"] = torch.zeros_like(param)
+                state["step"] = int(state["step"]) + 1  # int(): PyTorch stores a tensor
+
+                if weight_decay != 0:
+                    grad = grad.add(param, alpha=weight_decay)  # g + λθ
+                square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+                if centered:  # r = √(v - ḡ²) + ε
+                    grad_avg = state["grad_avg"].mul_(alpha).add_(grad, alpha=1 - alpha)
+                    denom = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_().add_(eps)
+                else:  # r = √v + ε
+                    denom = square_avg.sqrt().add_(eps)
+                if mu > 0:  # b = μ b + g / r;  θ -= η b
+                    buf = state["momentum_buffer"].mul_(mu).addcdiv_(grad, denom)
+                    param.add_(buf, alpha=-lr)
+                else:  # θ -= η g / r
+                    param.addcdiv_(grad, denom, value=-lr)
+        return loss
