@@ -7,7 +7,19 @@ activations, losses, CNNs, RNNs and Transformers add theirs.
 """
 
 from dlkit.nn import functional
+from dlkit.nn.dropout import Dropout
 from dlkit.nn.gpt import GPT, TransformerConfig, build_transformer
 from dlkit.nn.mlp import MLPConfig, build_mlp
+from dlkit.nn.normalization import BatchNorm1d, LayerNorm
 
-__all__ = ["GPT", "MLPConfig", "TransformerConfig", "build_mlp", "build_transformer", "functional"]
+__all__ = [
+    "GPT",
+    "BatchNorm1d",
+    "Dropout",
+    "LayerNorm",
+    "MLPConfig",
+    "TransformerConfig",
+    "build_mlp",
+    "build_transformer",
+    "functional",
+]
