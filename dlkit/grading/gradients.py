@@ -16,6 +16,7 @@ so everything runs in float64 with :math:`\varepsilon = 10^{-6}`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,15 +79,43 @@ def _numerical_for(
     return numerical_gradient(lambda value: f(**{**point, name: value}), point[name], eps=eps)
 
 
-def _compare(
-    name: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float, atol: float
-) -> str | None:
-    """Return what is wrong with the gradient of ``name``, or None when it matches."""
-    if not np.isfinite(numeric).all():
+@dataclass(frozen=True)
+class GradientMismatch:
+    r"""Where an analytic gradient disagrees most with the numerical one.
+
+    ``index`` is the element with the worst relative error
+    :math:`|a - n| / \max(|a|, |n|, \mathrm{tiny})` among the ``n_bad`` of ``size``
+    elements outside the tolerance.
+    """
+
+    name: str
+    index: tuple[int, ...]
+    analytic: float
+    numerical: float
+    relative_error: float
+    n_bad: int
+    size: int
+    rtol: float
+    atol: float
+
+    def describe(self) -> str:
+        where = f"at {_format_index(self.index)}" if self.index else "(a scalar)"
         return (
-            f"the numerical gradient of `{name}` is not finite (the function returns NaN or "
-            "inf near these parameters), so the gradient cannot be checked."
+            f"gradient of `{self.name}` is wrong at {self.n_bad} of {self.size} elements. "
+            f"Worst {where}: analytic {self.analytic:.6g}, numerical {self.numerical:.6g}, "
+            f"relative error {self.relative_error:.2e} (allowed: |analytic − numerical| <= "
+            f"atol {self.atol:g} + rtol {self.rtol:g} × |numerical|)."
         )
+
+
+def find_mismatch(
+    name: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float, atol: float
+) -> GradientMismatch | None:
+    r"""Compare two gradients of the same shape element by element; None when all pass.
+
+    An element passes when :math:`|a - n| \le \mathrm{atol} + \mathrm{rtol} |n|`; NaN
+    in the analytic gradient fails.
+    """
     a = analytic.astype(np.result_type(analytic.dtype, np.float64))
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(a - numeric)
@@ -97,13 +126,30 @@ def _compare(
         return None
     score = np.where(bad, np.nan_to_num(relative, nan=np.inf), -1.0)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), bad.shape))
-    where = f"at {_format_index(worst)}" if worst else "(a scalar)"
-    return (
-        f"gradient of `{name}` is wrong at {n_bad} of {bad.size} elements. Worst {where}: "
-        f"analytic {a[worst]:.6g}, numerical {numeric[worst]:.6g}, relative error "
-        f"{relative[worst]:.2e} (allowed: |analytic − numerical| <= atol {atol:g} + "
-        f"rtol {rtol:g} × |numerical|)."
+    return GradientMismatch(
+        name=name,
+        index=worst,
+        analytic=float(a[worst]),
+        numerical=float(numeric[worst]),
+        relative_error=float(relative[worst]),
+        n_bad=n_bad,
+        size=int(bad.size),
+        rtol=rtol,
+        atol=atol,
     )
+
+
+def _compare(
+    name: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float, atol: float
+) -> str | None:
+    """Return what is wrong with the gradient of ``name``, or None when it matches."""
+    if not np.isfinite(numeric).all():
+        return (
+            f"the numerical gradient of `{name}` is not finite (the function returns NaN or "
+            "inf near these parameters), so the gradient cannot be checked."
+        )
+    mismatch = find_mismatch(name, analytic, numeric, rtol, atol)
+    return mismatch.describe() if mismatch else None
 
 
 def check_gradient(

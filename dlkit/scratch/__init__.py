@@ -16,6 +16,12 @@ from dlkit.scratch.conv import (
     conv_output_size,
     im2col,
 )
+from dlkit.scratch.gradcheck import (
+    GradcheckError,
+    GradcheckResult,
+    assert_gradcheck,
+    gradcheck,
+)
 from dlkit.scratch.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -26,6 +32,7 @@ from dlkit.scratch.metrics import (
     roc_auc_score,
     roc_curve,
 )
+from dlkit.scratch.mlp import MLP, Linear, cross_entropy, train_mlp
 from dlkit.scratch.model_selection import (
     PermutationImportance,
     cross_val_scores,
@@ -33,16 +40,26 @@ from dlkit.scratch.model_selection import (
     permutation_importance,
     stratified_kfold_indices,
 )
+from dlkit.scratch.ops import unbroadcast
 from dlkit.scratch.pooling import (
     avg_pool2d,
     avg_pool2d_backward,
     max_pool2d,
     max_pool2d_backward,
 )
+from dlkit.scratch.tensor import Tensor
+from dlkit.scratch.value import Value
 
 __all__ = [
+    "MLP",
+    "GradcheckError",
+    "GradcheckResult",
+    "Linear",
     "PermutationImportance",
+    "Tensor",
+    "Value",
     "accuracy_score",
+    "assert_gradcheck",
     "avg_pool2d",
     "avg_pool2d_backward",
     "col2im",
@@ -53,8 +70,10 @@ __all__ = [
     "conv2d_forward_loop",
     "conv2d_output_shape",
     "conv_output_size",
+    "cross_entropy",
     "cross_val_scores",
     "f1_score",
+    "gradcheck",
     "im2col",
     "kfold_indices",
     "max_pool2d",
@@ -66,4 +85,6 @@ __all__ = [
     "roc_auc_score",
     "roc_curve",
     "stratified_kfold_indices",
+    "train_mlp",
+    "unbroadcast",
 ]
