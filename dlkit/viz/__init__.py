@@ -8,14 +8,22 @@ from dlkit.viz.activations import (
     plot_gradient_norms,
 )
 from dlkit.viz.descent import descent_explorer, descent_path, plot_descent
+from dlkit.viz.losses import loss_curves, loss_explorer, plot_loss_curves
+from dlkit.viz.memory import estimate_memory, memory_explorer, plot_memory
 
 __all__ = [
     "activation_curve",
     "activation_explorer",
     "descent_explorer",
     "descent_path",
+    "estimate_memory",
+    "loss_curves",
+    "loss_explorer",
+    "memory_explorer",
     "plot_activation",
     "plot_activation_gallery",
     "plot_descent",
     "plot_gradient_norms",
+    "plot_loss_curves",
+    "plot_memory",
 ]
