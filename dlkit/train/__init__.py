@@ -19,6 +19,7 @@ from dlkit.train.ddp import (
 from dlkit.train.device import describe_device, get_device, mps_available
 from dlkit.train.distributed import is_main_process, rank, world_size
 from dlkit.train.live_plot import LivePlot, in_notebook
+from dlkit.train.lr_finder import LRFinderResult, lr_range_test
 from dlkit.train.metrics import accuracy
 from dlkit.train.precision import autocast, enable_tf32, grad_scaler, maybe_compile
 from dlkit.train.seed import rng_state, seed_everything, set_rng_state
@@ -30,6 +31,7 @@ __all__ = [
     "CheckpointError",
     "EarlyStopping",
     "History",
+    "LRFinderResult",
     "LRSchedulerCallback",
     "LivePlot",
     "Trainer",
@@ -46,6 +48,7 @@ __all__ = [
     "init_process_group",
     "is_main_process",
     "load_checkpoint",
+    "lr_range_test",
     "make_loader",
     "maybe_compile",
     "move_to",

@@ -10,6 +10,8 @@ from dlkit.viz.activations import (
 from dlkit.viz.descent import descent_explorer, descent_path, plot_descent
 from dlkit.viz.losses import loss_curves, loss_explorer, plot_loss_curves
 from dlkit.viz.memory import estimate_memory, memory_explorer, plot_memory
+from dlkit.viz.optimizer_race import optimizer_race, plot_race
+from dlkit.viz.schedules import schedule_explorer, schedule_values
 
 __all__ = [
     "activation_curve",
@@ -20,10 +22,14 @@ __all__ = [
     "loss_curves",
     "loss_explorer",
     "memory_explorer",
+    "optimizer_race",
     "plot_activation",
     "plot_activation_gallery",
     "plot_descent",
     "plot_gradient_norms",
     "plot_loss_curves",
     "plot_memory",
+    "plot_race",
+    "schedule_explorer",
+    "schedule_values",
 ]
