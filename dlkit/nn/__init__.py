@@ -9,15 +9,22 @@ activations, losses, CNNs, RNNs and Transformers add theirs.
 from dlkit.nn import functional
 from dlkit.nn.dropout import Dropout
 from dlkit.nn.gpt import GPT, TransformerConfig, build_transformer
+from dlkit.nn.lenet import LeNet, LeNetConfig
 from dlkit.nn.mlp import MLPConfig, build_mlp
 from dlkit.nn.normalization import BatchNorm1d, LayerNorm
+from dlkit.nn.resnet import BasicBlock, ResNet, ResNetConfig
 
 __all__ = [
     "GPT",
+    "BasicBlock",
     "BatchNorm1d",
     "Dropout",
     "LayerNorm",
+    "LeNet",
+    "LeNetConfig",
     "MLPConfig",
+    "ResNet",
+    "ResNetConfig",
     "TransformerConfig",
     "build_mlp",
     "build_transformer",
