@@ -41,6 +41,7 @@ from dlkit.scratch.model_selection import (
     stratified_kfold_indices,
 )
 from dlkit.scratch.ops import unbroadcast
+from dlkit.scratch.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop, ScratchOptimizer
 from dlkit.scratch.pooling import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -52,10 +53,16 @@ from dlkit.scratch.value import Value
 
 __all__ = [
     "MLP",
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
     "GradcheckError",
     "GradcheckResult",
     "Linear",
     "PermutationImportance",
+    "RMSprop",
+    "ScratchOptimizer",
     "Tensor",
     "Value",
     "accuracy_score",
