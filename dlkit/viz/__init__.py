@@ -7,16 +7,7 @@ from dlkit.viz.activations import (
     plot_activation_gallery,
     plot_gradient_norms,
 )
-from dlkit.viz.conv import (
-    conv_explorer,
-    feature_maps,
-    plot_feature_maps,
-    plot_filters,
-    plot_saliency,
-    saliency,
-)
 from dlkit.viz.descent import descent_explorer, descent_path, plot_descent
-from dlkit.viz.graph import backprop_stepper, backprop_steps, example_graph, graph_figure
 from dlkit.viz.losses import loss_curves, loss_explorer, plot_loss_curves
 from dlkit.viz.memory import estimate_memory, memory_explorer, plot_memory
 from dlkit.viz.optimizer_race import optimizer_race, plot_race
@@ -31,15 +22,9 @@ from dlkit.viz.schedules import schedule_explorer, schedule_values
 __all__ = [
     "activation_curve",
     "activation_explorer",
-    "backprop_stepper",
-    "backprop_steps",
-    "conv_explorer",
     "descent_explorer",
     "descent_path",
     "estimate_memory",
-    "example_graph",
-    "feature_maps",
-    "graph_figure",
     "loss_curves",
     "loss_explorer",
     "memory_explorer",
@@ -49,15 +34,11 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_decision_boundary",
     "plot_descent",
-    "plot_feature_maps",
-    "plot_filters",
     "plot_gradient_norms",
     "plot_loss_curves",
     "plot_memory",
     "plot_race",
-    "plot_saliency",
     "regularization_explorer",
-    "saliency",
     "schedule_explorer",
     "schedule_values",
     "threshold_explorer",
