@@ -96,13 +96,23 @@ class Value:
         )
 
     def __neg__(self) -> Value:
-        return self * -1.0
+        return Value(-self.data, (self,), "neg", (-1.0,))  # ∂(-a)/∂a = -1
 
     def __sub__(self, other: Value | Number) -> Value:
-        return self + (-_as_value(other))
+        other = _as_value(other)
+        return Value(self.data - other.data, (self, other), "-", (1.0, -1.0))
 
     def __truediv__(self, other: Value | Number) -> Value:
-        return self * _as_value(other) ** -1
+        other = _as_value(other)
+        if other.data == 0:
+            raise ZeroDivisionError("Value division by a Value holding 0")
+        # ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = -a/b²
+        return Value(
+            self.data / other.data,
+            (self, other),
+            "/",
+            (1.0 / other.data, -self.data / other.data**2),
+        )
 
     def __radd__(self, other: Number) -> Value:
         return self + other
@@ -177,7 +187,7 @@ def _as_value(x: Value | Number) -> Value:
         return x
     if isinstance(x, bool) or not isinstance(x, int | float):
         raise TypeError(f"a Value combines with numbers or Values, got {type(x).__name__}")
-    return Value(x)
+    return Value(x, label=f"{x:g}")
 
 
 def zero_grad(values: Iterable[Value]) -> None:

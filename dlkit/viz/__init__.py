@@ -8,38 +8,33 @@ from dlkit.viz.activations import (
     plot_gradient_norms,
 )
 from dlkit.viz.descent import descent_explorer, descent_path, plot_descent
+from dlkit.viz.graph import backprop_stepper, backprop_steps, example_graph, graph_figure
 from dlkit.viz.losses import loss_curves, loss_explorer, plot_loss_curves
 from dlkit.viz.memory import estimate_memory, memory_explorer, plot_memory
 from dlkit.viz.optimizer_race import optimizer_race, plot_race
-from dlkit.viz.regularization import (
-    plot_confusion_matrix,
-    plot_decision_boundary,
-    regularization_explorer,
-    threshold_explorer,
-)
 from dlkit.viz.schedules import schedule_explorer, schedule_values
 
 __all__ = [
     "activation_curve",
     "activation_explorer",
+    "backprop_stepper",
+    "backprop_steps",
     "descent_explorer",
     "descent_path",
     "estimate_memory",
+    "example_graph",
+    "graph_figure",
     "loss_curves",
     "loss_explorer",
     "memory_explorer",
     "optimizer_race",
     "plot_activation",
     "plot_activation_gallery",
-    "plot_confusion_matrix",
-    "plot_decision_boundary",
     "plot_descent",
     "plot_gradient_norms",
     "plot_loss_curves",
     "plot_memory",
     "plot_race",
-    "regularization_explorer",
     "schedule_explorer",
     "schedule_values",
-    "threshold_explorer",
 ]
