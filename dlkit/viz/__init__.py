@@ -7,6 +7,14 @@ from dlkit.viz.activations import (
     plot_activation_gallery,
     plot_gradient_norms,
 )
+from dlkit.viz.conv import (
+    conv_explorer,
+    feature_maps,
+    plot_feature_maps,
+    plot_filters,
+    plot_saliency,
+    saliency,
+)
 from dlkit.viz.descent import descent_explorer, descent_path, plot_descent
 from dlkit.viz.graph import backprop_stepper, backprop_steps, example_graph, graph_figure
 from dlkit.viz.losses import loss_curves, loss_explorer, plot_loss_curves
@@ -19,10 +27,12 @@ __all__ = [
     "activation_explorer",
     "backprop_stepper",
     "backprop_steps",
+    "conv_explorer",
     "descent_explorer",
     "descent_path",
     "estimate_memory",
     "example_graph",
+    "feature_maps",
     "graph_figure",
     "loss_curves",
     "loss_explorer",
@@ -31,10 +41,14 @@ __all__ = [
     "plot_activation",
     "plot_activation_gallery",
     "plot_descent",
+    "plot_feature_maps",
+    "plot_filters",
     "plot_gradient_norms",
     "plot_loss_curves",
     "plot_memory",
     "plot_race",
+    "plot_saliency",
+    "saliency",
     "schedule_explorer",
     "schedule_values",
 ]
