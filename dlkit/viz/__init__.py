@@ -20,6 +20,12 @@ from dlkit.viz.graph import backprop_stepper, backprop_steps, example_graph, gra
 from dlkit.viz.losses import loss_curves, loss_explorer, plot_loss_curves
 from dlkit.viz.memory import estimate_memory, memory_explorer, plot_memory
 from dlkit.viz.optimizer_race import optimizer_race, plot_race
+from dlkit.viz.regularization import (
+    plot_confusion_matrix,
+    plot_decision_boundary,
+    regularization_explorer,
+    threshold_explorer,
+)
 from dlkit.viz.schedules import schedule_explorer, schedule_values
 
 __all__ = [
@@ -40,6 +46,8 @@ __all__ = [
     "optimizer_race",
     "plot_activation",
     "plot_activation_gallery",
+    "plot_confusion_matrix",
+    "plot_decision_boundary",
     "plot_descent",
     "plot_feature_maps",
     "plot_filters",
@@ -48,7 +56,9 @@ __all__ = [
     "plot_memory",
     "plot_race",
     "plot_saliency",
+    "regularization_explorer",
     "saliency",
     "schedule_explorer",
     "schedule_values",
+    "threshold_explorer",
 ]
