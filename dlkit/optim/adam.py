@@ -127,7 +127,8 @@ class Adam(Optimizer):
                         param.mul_(1 - lr * weight_decay)  # θ ← (1 - ηλ) θ
                     else:
                         grad = grad.add(param, alpha=weight_decay)  # g + λθ
-                exp_avg = state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)  # m_t
+                # m_t = β1 m + (1 - β1) g, computed as m + (1 - β1)(g - m): one pass, as PyTorch
+                exp_avg = state["exp_avg"].lerp_(grad, 1 - beta1)
                 second = state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 if amsgrad:  # v_t^max = max(v_{t-1}^max, v_t)
                     second = torch.maximum(
@@ -135,7 +136,7 @@ class Adam(Optimizer):
                     )
                 bias_correction1 = 1 - beta1**t
                 bias_correction2 = 1 - beta2**t
-                denom = (second.sqrt() / math.sqrt(bias_correction2)).add_(eps)  # √v̂_t + ε
+                denom = second.sqrt().div_(math.sqrt(bias_correction2)).add_(eps)  # √v̂_t + ε
                 param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)  # θ -= η m̂ / (…)
         return loss
 

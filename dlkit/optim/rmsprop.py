@@ -125,7 +125,7 @@ class RMSprop(Optimizer):
                     grad = grad.add(param, alpha=weight_decay)  # g + λθ
                 square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
                 if centered:  # r = √(v - ḡ²) + ε
-                    grad_avg = state["grad_avg"].mul_(alpha).add_(grad, alpha=1 - alpha)
+                    grad_avg = state["grad_avg"].lerp_(grad, 1 - alpha)  # ḡ = α ḡ + (1 - α) g
                     denom = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_().add_(eps)
                 else:  # r = √v + ε
                     denom = square_avg.sqrt().add_(eps)
