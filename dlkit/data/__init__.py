@@ -7,6 +7,30 @@ import torch; :meth:`ArraySplits.datasets` does, when asked.
 """
 
 from dlkit.data.digits import load_digits
+from dlkit.data.sequences import (
+    DatasetSplits,
+    adding_problem,
+    copy_task,
+    noisy_sine,
+    reverse_task,
+    sequence_splits,
+)
 from dlkit.data.splits import ArraySplits, split_arrays, standardize_splits
+from dlkit.data.text import CharBlocks, CharVocab, char_splits, stdlib_corpus
 
-__all__ = ["ArraySplits", "load_digits", "split_arrays", "standardize_splits"]
+__all__ = [
+    "ArraySplits",
+    "CharBlocks",
+    "CharVocab",
+    "DatasetSplits",
+    "adding_problem",
+    "char_splits",
+    "copy_task",
+    "load_digits",
+    "noisy_sine",
+    "reverse_task",
+    "sequence_splits",
+    "split_arrays",
+    "standardize_splits",
+    "stdlib_corpus",
+]

@@ -48,6 +48,16 @@ from dlkit.scratch.pooling import (
     max_pool2d,
     max_pool2d_backward,
 )
+from dlkit.scratch.rnn import (
+    GradientFlow,
+    clip_grad_norm,
+    gradient_flow,
+    init_rnn_params,
+    rnn_backward,
+    rnn_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+)
 from dlkit.scratch.tensor import Tensor
 from dlkit.scratch.value import Value
 
@@ -59,6 +69,7 @@ __all__ = [
     "AdamW",
     "GradcheckError",
     "GradcheckResult",
+    "GradientFlow",
     "Linear",
     "PermutationImportance",
     "RMSprop",
@@ -69,6 +80,7 @@ __all__ = [
     "assert_gradcheck",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "clip_grad_norm",
     "col2im",
     "confusion_matrix",
     "conv2d_backward",
@@ -81,7 +93,9 @@ __all__ = [
     "cross_val_scores",
     "f1_score",
     "gradcheck",
+    "gradient_flow",
     "im2col",
+    "init_rnn_params",
     "kfold_indices",
     "max_pool2d",
     "max_pool2d_backward",
@@ -89,6 +103,10 @@ __all__ = [
     "precision_recall_f1",
     "precision_score",
     "recall_score",
+    "rnn_backward",
+    "rnn_forward",
+    "rnn_step_backward",
+    "rnn_step_forward",
     "roc_auc_score",
     "roc_curve",
     "stratified_kfold_indices",
