@@ -6,7 +6,9 @@ loaded from a local folder the user points to. Importing this package does not
 import torch; :meth:`ArraySplits.datasets` does, when asked.
 """
 
+from dlkit.data.cifar import CIFAR10_CLASSES, load_cifar10, read_cifar10, read_cifar10_batch
 from dlkit.data.digits import load_digits
+from dlkit.data.mnist import MNIST_FILES, load_mnist, read_idx, read_mnist
 from dlkit.data.sequences import (
     DatasetSplits,
     adding_problem,
@@ -15,10 +17,14 @@ from dlkit.data.sequences import (
     reverse_task,
     sequence_splits,
 )
+from dlkit.data.shapes import SHAPE_CLASSES, load_shapes, make_shapes, render_shape, shape_polygon
 from dlkit.data.splits import ArraySplits, split_arrays, standardize_splits
 from dlkit.data.text import CharBlocks, CharVocab, char_splits, stdlib_corpus
 
 __all__ = [
+    "CIFAR10_CLASSES",
+    "MNIST_FILES",
+    "SHAPE_CLASSES",
     "ArraySplits",
     "CharBlocks",
     "CharVocab",
@@ -26,10 +32,20 @@ __all__ = [
     "adding_problem",
     "char_splits",
     "copy_task",
+    "load_cifar10",
     "load_digits",
+    "load_mnist",
+    "load_shapes",
+    "make_shapes",
     "noisy_sine",
+    "read_cifar10",
+    "read_cifar10_batch",
+    "read_idx",
+    "read_mnist",
+    "render_shape",
     "reverse_task",
     "sequence_splits",
+    "shape_polygon",
     "split_arrays",
     "standardize_splits",
     "stdlib_corpus",
