@@ -70,6 +70,12 @@ def test_elementwise_at_kinks_and_extremes(name, ours, theirs) -> None:
 
 
 @pytest.mark.parametrize(("name", "ours", "theirs"), ELEMENTWISE, ids=IDS)
+def test_elementwise_nan_and_infinities_like_torch(name, ours, theirs) -> None:
+    x = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=torch.float64)
+    torch.testing.assert_close(ours(x), theirs(x), equal_nan=True)
+
+
+@pytest.mark.parametrize(("name", "ours", "theirs"), ELEMENTWISE, ids=IDS)
 def test_elementwise_gradcheck(name, ours, theirs) -> None:
     x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     x = (x + 0.05 * torch.sign(x)).requires_grad_(True)  # keep clear of the kink at 0
