@@ -26,6 +26,12 @@ from dlkit.viz.regularization import (
     regularization_explorer,
     threshold_explorer,
 )
+from dlkit.viz.rnn import (
+    gradient_flow_explorer,
+    gradient_flow_figure,
+    plot_gradient_flow,
+    plot_training_curves,
+)
 from dlkit.viz.schedules import schedule_explorer, schedule_values
 
 __all__ = [
@@ -39,6 +45,8 @@ __all__ = [
     "estimate_memory",
     "example_graph",
     "feature_maps",
+    "gradient_flow_explorer",
+    "gradient_flow_figure",
     "graph_figure",
     "loss_curves",
     "loss_explorer",
@@ -51,11 +59,13 @@ __all__ = [
     "plot_descent",
     "plot_feature_maps",
     "plot_filters",
+    "plot_gradient_flow",
     "plot_gradient_norms",
     "plot_loss_curves",
     "plot_memory",
     "plot_race",
     "plot_saliency",
+    "plot_training_curves",
     "regularization_explorer",
     "saliency",
     "schedule_explorer",
