@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from dlkit.nn import functional as F
 
 __all__ = [
     "ACTIVATIONS",
@@ -46,14 +47,15 @@ __all__ = [
     "layer_gradient_norms",
 ]
 
+# dlkit's own activations (same names and defaults as torch.nn.functional, built from primitives).
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "elu": F.elu,
-    "gelu": F.gelu,
+    "elu": F.elu,  # alpha 1
+    "gelu": F.gelu,  # exact, with erf
     "identity": lambda x: x,
     "leaky_relu": F.leaky_relu,  # negative slope 0.01
     "relu": F.relu,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
+    "sigmoid": F.sigmoid,
+    "tanh": F.tanh,
 }
 INIT_SCHEMES = ("he", "small", "xavier")
 
