@@ -14,7 +14,7 @@ from dlkit.viz.optimizer_race import OptimizerRace, racers, run_trajectory
 
 
 def _reference(name: str, make, steps: int) -> np.ndarray:
-    """Iterates of a hand-written loop with a torch.optim optimizer: (steps + 1, 2)."""
+    """Iterates of a hand-written loop with the optimizer ``make`` builds: (steps + 1, 2)."""
     land = LANDSCAPES[name]
     theta = torch.tensor(land.start, dtype=torch.float64, requires_grad=True)
     opt = make([theta])
@@ -54,6 +54,15 @@ def test_widget_plots_the_optimizers_iterates(landscape: str) -> None:
         race.lr_adaptive.value, race.beta1.value, race.beta2.value = 0.02, 0.85, 0.99
         race.steps.value = 50
     contestants = racers(2e-3, 0.02, 0.8, 0.85, 0.99)
+    # the same races with torch.optim's optimizers: dlkit.optim's must trace the same paths
+    torch_contestants = {
+        "SGD": lambda p: torch.optim.SGD(p, lr=2e-3),
+        "momentum": lambda p: torch.optim.SGD(p, lr=2e-3, momentum=0.8),
+        "Nesterov": lambda p: torch.optim.SGD(p, lr=2e-3, momentum=0.8, nesterov=True),
+        "AdaGrad": lambda p: torch.optim.Adagrad(p, lr=0.02),
+        "RMSprop": lambda p: torch.optim.RMSprop(p, lr=0.02, alpha=0.99),
+        "Adam": lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.85, 0.99)),
+    }
     contour_ax, loss_ax = race.figure.axes[:2]
     lines = {line.get_label(): line for line in contour_ax.get_lines()}
     assert set(race.trajectories) == set(contestants) == {
@@ -63,6 +72,8 @@ def test_widget_plots_the_optimizers_iterates(landscape: str) -> None:
         traj = race.trajectories[name]
         expected = _reference(landscape, make, 50)[: len(traj.points)]
         np.testing.assert_allclose(traj.points, expected, rtol=1e-12, atol=1e-14)
+        by_torch = _reference(landscape, torch_contestants[name], 50)[: len(traj.points)]
+        np.testing.assert_allclose(traj.points, by_torch, rtol=1e-9, atol=1e-12)
         label = f"{name} (diverged)" if traj.diverged else name
         np.testing.assert_array_equal(lines[label].get_xdata(), traj.points[:, 0])
         np.testing.assert_array_equal(lines[label].get_ydata(), traj.points[:, 1])
@@ -70,6 +81,14 @@ def test_widget_plots_the_optimizers_iterates(landscape: str) -> None:
     adam = race.trajectories["Adam"]
     gap = np.maximum(adam.losses - LANDSCAPES[landscape].min_value, 1e-16)
     np.testing.assert_allclose(loss_lines["Adam"].get_ydata(), gap)
+
+
+def test_racers_are_dlkit_optimizers() -> None:
+    p = [torch.zeros(2, dtype=torch.float64, requires_grad=True)]
+    for make in racers().values():
+        optimizer = make(p)
+        assert type(optimizer).__module__.startswith("dlkit.optim")
+        assert isinstance(optimizer, torch.optim.Optimizer)
 
 
 def test_racers_use_the_slider_hyperparameters() -> None:

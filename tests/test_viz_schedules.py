@@ -45,9 +45,25 @@ def test_cosine_closed_forms() -> None:
     cosine = 0.05 * (1 + np.cos(np.pi * t / T))  # η/2 (1 + cos(π t / T)), η = 0.1
     np.testing.assert_allclose(_values("CosineAnnealingLR"), cosine, rtol=1e-9, atol=1e-12)
     warm = _values("WarmupCosine", warmup=10)
-    np.testing.assert_allclose(warm[:10], 0.1 * (t[:10] + 1) / 10, rtol=1e-12)
+    np.testing.assert_allclose(warm[:10], 0.1 * t[:10] / 10, rtol=1e-12)  # from 0 to η
     tail = 0.05 * (1 + np.cos(np.pi * (t[10:] - 10) / (T - 10)))
     np.testing.assert_allclose(warm[10:], tail, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("name", "make_torch"),
+    [
+        ("StepLR", lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=30, gamma=0.5)),
+        ("MultiStepLR", lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [60, 90], 0.5)),
+        ("CosineAnnealingLR", lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T)),
+        ("OneCycleLR", lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.1, T, pct_start=10 / T)),
+        ("ReduceLROnPlateau", lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=5)),
+    ],
+)  # fmt: skip
+def test_same_sequence_as_pytorch(name: str, make_torch) -> None:
+    metrics = plateau_loss(T) if name == "ReduceLROnPlateau" else None
+    expected = schedule_values(make_torch, T, lr=0.1, metrics=metrics)
+    np.testing.assert_allclose(_values(name), expected, rtol=1e-10, atol=1e-15)
 
 
 def test_one_cycle_peaks_at_the_base_lr_after_warmup() -> None:

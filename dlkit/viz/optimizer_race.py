@@ -1,6 +1,7 @@
 """An optimizer race on 2-D test functions: trajectories on the contour plot, loss per step.
 
-Every trajectory comes from a real ``torch.optim.Optimizer`` stepping a parameter
+Every trajectory comes from a real ``torch.optim.Optimizer`` (:mod:`dlkit.optim`'s, which
+follow ``torch.optim``'s trajectories) stepping a parameter
 tensor of shape ``(2,)``: at step :math:`k` the loop evaluates :math:`f(\\theta_k)`,
 back-propagates to get :math:`\\nabla f(\\theta_k)` and calls ``optimizer.step()``, exactly
 as a training loop does with a network's loss. So what the widget shows is what the
@@ -21,8 +22,8 @@ import torch
 from IPython.display import display
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from torch import optim
 
+from dlkit import optim
 from dlkit.viz.landscapes import LANDSCAPES, Landscape, get_landscape
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
     "run_trajectory",
 ]
 
-OptimizerFactory = Callable[[list[torch.Tensor]], optim.Optimizer]
+OptimizerFactory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 
 # Learning rates that make each landscape's race instructive: (SGD family, adaptive, steps).
 DEFAULTS: dict[str, tuple[float, float, int]] = {

@@ -1,5 +1,7 @@
 """Learning-rate schedules plotted over training steps, and a widget to explore them.
 
+The widget runs :mod:`dlkit.optim`'s schedules, which follow PyTorch's learning-rate
+sequences (``tests/test_viz_schedules.py`` checks them in closed form).
 :func:`schedule_values` runs any ``torch.optim.lr_scheduler``-compatible schedule on a
 throw-away optimizer and records the learning rate each step *uses*: entry :math:`t` is
 ``param_groups[0]["lr"]`` when ``optimizer.step()`` number :math:`t` (from 0) runs, and the
@@ -12,7 +14,6 @@ stalls.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +23,8 @@ import numpy as np
 import torch
 from IPython.display import display
 from matplotlib.figure import Figure
-from torch.optim import lr_scheduler
+
+from dlkit import optim
 
 __all__ = [
     "SCHEDULES",
@@ -84,18 +86,6 @@ def plateau_loss(steps: int, *, seed: int = 0) -> np.ndarray:
     return 0.3 + 2.0 * np.exp(-t / max(steps / 8, 1.0)) + 0.02 * rng.standard_normal(steps)
 
 
-def _warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> Any:
-    """Linear warm-up from ``lr / warmup`` to ``lr`` over ``warmup`` steps, then cosine to 0."""
-
-    def factor(t: int) -> float:
-        if t < warmup:
-            return (t + 1) / warmup
-        progress = (t - warmup) / max(total - warmup, 1)
-        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    return lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def build_schedule(
     name: str,
     *,
@@ -111,7 +101,8 @@ def build_schedule(
     ``ExponentialLR`` (whose per-step factor is :math:`\\gamma^{1/s}`, the smooth version
     of the same decay), at each milestone (50 % and 75 % of the run) for ``MultiStepLR``,
     and the reduction ``factor`` of ``ReduceLROnPlateau``. ``warmup`` is the warm-up
-    length of ``WarmupCosine`` and ``OneCycleLR`` (as ``pct_start``).
+    length of ``WarmupCosine`` (from 0 to the base rate) and of ``OneCycleLR``'s rise
+    (as ``pct_start``).
     """
     if name not in SCHEDULES:
         raise KeyError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
@@ -123,20 +114,20 @@ def build_schedule(
     if not 0 <= warmup < total_steps:
         raise ValueError(f"warmup must be in [0, total_steps), got {warmup}")
     builders: dict[str, SchedulerFactory] = {
-        "StepLR": lambda opt: lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma),
-        "MultiStepLR": lambda opt: lr_scheduler.MultiStepLR(
+        "StepLR": lambda opt: optim.StepLR(opt, step_size=step_size, gamma=gamma),
+        "MultiStepLR": lambda opt: optim.MultiStepLR(
             opt, milestones=[total_steps // 2, 3 * total_steps // 4], gamma=gamma
         ),
-        "ExponentialLR": lambda opt: lr_scheduler.ExponentialLR(opt, gamma ** (1 / step_size)),
-        "CosineAnnealingLR": lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps),
-        "WarmupCosine": lambda opt: _warmup_cosine(opt, max(warmup, 1), total_steps),
-        "OneCycleLR": lambda opt: lr_scheduler.OneCycleLR(
+        "ExponentialLR": lambda opt: optim.ExponentialLR(opt, gamma ** (1 / step_size)),
+        "CosineAnnealingLR": lambda opt: optim.CosineAnnealingLR(opt, T_max=total_steps),
+        "WarmupCosine": lambda opt: optim.WarmupCosine(opt, warmup, total_steps),
+        "OneCycleLR": lambda opt: optim.OneCycleLR(
             opt,
             max_lr=opt.param_groups[0]["lr"],
             total_steps=total_steps,
             pct_start=max(warmup, 1) / total_steps,
         ),
-        "ReduceLROnPlateau": lambda opt: lr_scheduler.ReduceLROnPlateau(
+        "ReduceLROnPlateau": lambda opt: optim.ReduceLROnPlateau(
             opt, factor=gamma, patience=patience
         ),
     }
