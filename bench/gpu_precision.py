@@ -31,7 +31,7 @@ import torch
 from machine_info import describe_machine, load_average, machine_info
 from torch import Tensor, nn
 
-from dlkit.nn import GPT, TransformerConfig
+from dlkit.nn import GPT, ResNet, ResNetConfig, TransformerConfig
 from dlkit.train import autocast, enable_tf32, get_device, seed_everything
 
 BENCH = Path(__file__).resolve().parent
@@ -50,10 +50,11 @@ class Workload:
     loss: Callable[[Tensor, Tensor], Tensor]
 
 
-def gpt_workload(batch: int, seq_len: int) -> Workload:
+def gpt_workload(batch: int, seq_len: int, d_model: int = 512, n_layers: int = 6) -> Workload:
     config = TransformerConfig(
-        vocab_size=4096, d_model=512, n_layers=6, n_heads=8, d_ff=2048, max_seq_len=seq_len
-    )
+        vocab_size=4096, d_model=d_model, n_layers=n_layers, n_heads=8, d_ff=4 * d_model,
+        max_seq_len=seq_len,
+    )  # fmt: skip
 
     def make_batch(device: torch.device) -> tuple[Tensor, Tensor]:
         g = torch.Generator().manual_seed(0)
@@ -65,17 +66,15 @@ def gpt_workload(batch: int, seq_len: int) -> Workload:
 
     return Workload(
         "gpt",
-        f"GPT, 6 layers, d_model 512, batch {batch} × {seq_len} tokens",
+        f"GPT, {n_layers} layers, d_model {d_model}, batch {batch} × {seq_len} tokens",
         lambda: GPT(config),
         make_batch,
         loss,
     )
 
 
-def cnn_workload(batch: int, image_size: int) -> Workload:
-    from dlkit.nn import ResNet, ResNetConfig
-
-    config = ResNetConfig(in_channels=3, num_classes=10, widths=(64, 128, 256), blocks=(2, 2, 2))
+def cnn_workload(batch: int, image_size: int, widths: tuple[int, ...] = (64, 128, 256)) -> Workload:
+    config = ResNetConfig(in_channels=3, num_classes=10, widths=widths, blocks=(2,) * len(widths))
 
     def make_batch(device: torch.device) -> tuple[Tensor, Tensor]:
         g = torch.Generator().manual_seed(0)
@@ -84,7 +83,7 @@ def cnn_workload(batch: int, image_size: int) -> Workload:
 
     return Workload(
         "cnn",
-        f"ResNet, widths 64-128-256, batch {batch} × 3×{image_size}×{image_size}",
+        f"ResNet, widths {'-'.join(map(str, widths))}, batch {batch} × 3×{image_size}×{image_size}",
         lambda: ResNet(config),
         make_batch,
         nn.functional.cross_entropy,
@@ -193,7 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--steps", type=int, default=20, help="steps per timing (default 20)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up steps (default 5)")
-    parser.add_argument("--small", action="store_true", help="tiny sizes, for a quick check")
+    parser.add_argument(
+        "--small", action="store_true", help="tiny models and batches, to check the script"
+    )
     parser.add_argument(
         "--out", type=Path, default=BENCH / "results", help="default: bench/results"
     )
@@ -213,8 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         )
         precisions = PRECISIONS_CUDA if device.type == "cuda" else PRECISIONS_CPU
-        sizes = ((2, 32), (4, 16)) if args.small else ((32, 512), (128, 64))
-        for workload in (gpt_workload(*sizes[0]), cnn_workload(*sizes[1])):
+        if args.small:
+            workloads = [gpt_workload(2, 16, d_model=64, n_layers=2), cnn_workload(4, 8, (8, 16))]
+        else:
+            workloads = [gpt_workload(32, 512), cnn_workload(128, 64)]
+        for workload in workloads:
             report["results"].append(measure(workload, device, precisions, args))
     report["machine"] = machine_info(load_at_start)
     args.out.mkdir(parents=True, exist_ok=True)
