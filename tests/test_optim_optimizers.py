@@ -270,6 +270,26 @@ def test_bad_hyperparameters_raise(cls: type, kwargs: dict[str, Any], match: str
         cls(make_model().parameters(), **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("cls", "group", "match"),
+    [
+        (dopt.SGD, {"lr": -0.1}, "learning rate"),
+        (dopt.SGD, {"nesterov": True}, "Nesterov"),
+        (dopt.RMSprop, {"alpha": 1.5}, "alpha"),
+        (dopt.Adam, {"betas": (0.9, 1.0)}, "index 1"),
+        (dopt.Adagrad, {"eps": -1.0}, "eps"),
+    ],
+)
+def test_bad_parameter_group_options_raise(cls: type, group: dict[str, Any], match: str) -> None:
+    model = make_model()
+    with pytest.raises(ValueError, match=match):
+        cls([{"params": list(model[0].parameters()), **group}])
+    optimizer = cls(model[0].parameters())
+    with pytest.raises(ValueError, match=match):
+        optimizer.add_param_group({"params": list(model[2].parameters()), **group})
+    assert len(optimizer.param_groups) == 1  # the bad group was not added
+
+
 def test_defaults_are_torchs() -> None:
     pairs = [
         (dopt.SGD, torch.optim.SGD),

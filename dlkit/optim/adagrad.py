@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from dlkit.optim.hyperparameters import check_lr, check_non_negative, check_positive
+from dlkit.optim.hyperparameters import check_hyperparameters
 
 __all__ = ["Adagrad"]
 
@@ -61,11 +61,6 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_non_negative("lr_decay", lr_decay)
-        check_non_negative("weight_decay", weight_decay)
-        check_non_negative("initial_accumulator_value", initial_accumulator_value)
-        check_positive("eps", eps)
         defaults = {
             "lr": lr,
             "lr_decay": lr_decay,
@@ -74,7 +69,13 @@ class Adagrad(Optimizer):
             "eps": eps,
             "maximize": maximize,
         }
+        check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, checking its own options as strictly as the defaults."""
+        check_hyperparameters({**self.defaults, **param_group})
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from dlkit.optim.hyperparameters import check_betas, check_lr, check_non_negative, check_positive
+from dlkit.optim.hyperparameters import check_hyperparameters
 
 __all__ = ["Adam", "AdamW"]
 
@@ -81,10 +81,6 @@ class Adam(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_positive("eps", eps)
-        betas = check_betas(betas)
-        check_non_negative("weight_decay", weight_decay)
         defaults = {
             "lr": lr,
             "betas": betas,
@@ -94,7 +90,13 @@ class Adam(Optimizer):
             "maximize": maximize,
             "decoupled_weight_decay": decoupled_weight_decay,
         }
+        check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, checking its own options as strictly as the defaults."""
+        check_hyperparameters({**self.defaults, **param_group})
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]

@@ -9,9 +9,17 @@ accepts 0), because ``eps`` is what keeps the adaptive methods from dividing by 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["check_betas", "check_fraction", "check_lr", "check_non_negative", "check_positive"]
+__all__ = [
+    "check_betas",
+    "check_fraction",
+    "check_hyperparameters",
+    "check_lr",
+    "check_non_negative",
+    "check_positive",
+]
 
 
 def _as_float(name: str, value: object) -> float:
@@ -56,3 +64,31 @@ def check_betas(betas: Sequence[float]) -> tuple[float, float]:
                 "expected 0 <= beta < 1"
             )
     return float(betas[0]), float(betas[1])
+
+
+NON_NEGATIVE = ("momentum", "weight_decay", "lr_decay", "initial_accumulator_value")
+
+
+def check_hyperparameters(options: Mapping[str, Any]) -> None:
+    """Check every known option in ``options`` (an optimizer's defaults, or a parameter group
+    merged with them), so that per-group settings are checked as strictly as the defaults."""
+    if "lr" in options:
+        check_lr(options["lr"])
+    for name in NON_NEGATIVE:
+        if name in options:
+            check_non_negative(name, options[name])
+    if "eps" in options:
+        check_positive("eps", options["eps"])
+    if "alpha" in options:
+        check_fraction("alpha", options["alpha"])
+    if "betas" in options:
+        check_betas(options["betas"])
+    if "dampening" in options and not 0.0 <= options["dampening"] <= 1.0:
+        raise ValueError(
+            f"Invalid dampening value: {options['dampening']}; expected 0 <= dampening <= 1"
+        )
+    if options.get("nesterov") and (options["momentum"] <= 0 or options["dampening"] != 0):
+        raise ValueError(
+            "Nesterov momentum requires a momentum and zero dampening, "
+            f"got momentum={options['momentum']}, dampening={options['dampening']}"
+        )

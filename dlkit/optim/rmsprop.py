@@ -15,12 +15,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from dlkit.optim.hyperparameters import (
-    check_fraction,
-    check_lr,
-    check_non_negative,
-    check_positive,
-)
+from dlkit.optim.hyperparameters import check_hyperparameters
 
 __all__ = ["RMSprop"]
 
@@ -78,11 +73,6 @@ class RMSprop(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_positive("eps", eps)
-        check_non_negative("momentum", momentum)
-        check_non_negative("weight_decay", weight_decay)
-        check_fraction("alpha", alpha)
         defaults = {
             "lr": lr,
             "alpha": alpha,
@@ -92,7 +82,13 @@ class RMSprop(Optimizer):
             "centered": centered,
             "maximize": maximize,
         }
+        check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, checking its own options as strictly as the defaults."""
+        check_hyperparameters({**self.defaults, **param_group})
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]

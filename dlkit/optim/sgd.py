@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from dlkit.optim.hyperparameters import check_lr, check_non_negative
+from dlkit.optim.hyperparameters import check_hyperparameters
 
 __all__ = ["SGD"]
 
@@ -70,16 +70,6 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_non_negative("momentum", momentum)
-        check_non_negative("weight_decay", weight_decay)
-        if not 0.0 <= dampening <= 1.0:
-            raise ValueError(f"Invalid dampening value: {dampening}; expected 0 <= dampening <= 1")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(
-                "Nesterov momentum requires a momentum and zero dampening, "
-                f"got momentum={momentum}, dampening={dampening}"
-            )
         defaults = {
             "lr": lr,
             "momentum": momentum,
@@ -88,7 +78,13 @@ class SGD(Optimizer):
             "nesterov": nesterov,
             "maximize": maximize,
         }
+        check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, checking its own options as strictly as the defaults."""
+        check_hyperparameters({**self.defaults, **param_group})
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
