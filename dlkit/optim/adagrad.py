@@ -88,11 +88,13 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             weight_decay, eps = group["weight_decay"], group["eps"]
             for param in group["params"]:
-                if param.grad is None:
+                grad = param.grad
+                if grad is None:
                     continue
-                if param.grad.is_sparse:
+                if grad.is_sparse:
                     raise RuntimeError("dlkit.optim.Adagrad supports dense gradients only")
-                grad = -param.grad if group["maximize"] else param.grad
+                if group["maximize"]:
+                    grad = -grad
                 state = self.state[param]
                 if not state:
                     state["step"] = 0

@@ -110,11 +110,13 @@ class Adam(Optimizer):
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
             for param in group["params"]:
-                if param.grad is None:
+                grad = param.grad
+                if grad is None:
                     continue
-                if param.grad.is_sparse:
+                if grad.is_sparse:
                     raise RuntimeError(f"dlkit.optim.{type(self).__name__}: dense gradients only")
-                grad = -param.grad if group["maximize"] else param.grad
+                if group["maximize"]:
+                    grad = -grad
                 state = self.state[param]
                 if not state:
                     state["step"] = 0

@@ -102,11 +102,13 @@ class RMSprop(Optimizer):
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
             weight_decay, mu, centered = group["weight_decay"], group["momentum"], group["centered"]
             for param in group["params"]:
-                if param.grad is None:
+                grad = param.grad
+                if grad is None:
                     continue
-                if param.grad.is_sparse:
+                if grad.is_sparse:
                     raise RuntimeError("dlkit.optim.RMSprop supports dense gradients only")
-                grad = -param.grad if group["maximize"] else param.grad
+                if group["maximize"]:
+                    grad = -grad
                 state = self.state[param]
                 if not state:
                     state["step"] = 0

@@ -98,11 +98,13 @@ class SGD(Optimizer):
             lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov = group["weight_decay"], group["nesterov"]
             for param in group["params"]:
-                if param.grad is None:
+                grad = param.grad
+                if grad is None:
                     continue
-                if param.grad.is_sparse:
+                if grad.is_sparse:
                     raise RuntimeError("dlkit.optim.SGD supports dense gradients only")
-                grad = -param.grad if group["maximize"] else param.grad
+                if group["maximize"]:
+                    grad = -grad
                 if weight_decay != 0:
                     grad = grad.add(param, alpha=weight_decay)  # g + λθ (a new tensor)
                 if mu != 0:
