@@ -76,7 +76,7 @@ def plot_gradient_norms(ax: Axes, norms: Mapping[str, np.ndarray]) -> None:
         values = np.asarray(values, dtype=np.float64)
         ax.semilogy(np.arange(1, values.size + 1), values, "o-", markersize=3, label=label)
     ax.set(xlabel="layer (1 = input side)", ylabel="‖∂L/∂W‖", title="gradient norm per layer")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 
 
