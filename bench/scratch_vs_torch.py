@@ -1,6 +1,8 @@
 """dlkit.scratch.Tensor against PyTorch (CPU): the same MLP, data, weights and batches.
 
-Both engines train ``MLP(sizes)`` with mini-batch SGD on cross-entropy over the digits
+For each configuration (``chapter``: the 64-64-10 network of chapter 01, batch 64;
+``wide``: 64-512-512-10, batch 256, where matrix products dominate) both engines train
+``MLP(sizes)`` with mini-batch SGD on cross-entropy over the digits
 training split, in float32, for ``--steps`` steps, starting from the *same* weights
 (the scratch model's initial weights are copied into ``torch.nn.Linear`` layers) and
 seeing the *same* batches (:func:`dlkit.scratch.mlp.minibatches`). The two are run
@@ -16,16 +18,17 @@ Memory, measured in a fresh subprocess per engine so the numbers do not mix:
 
 - **peak RSS increase**: the process's peak resident memory during training (``VmHWM``,
   reset just before training with ``/proc/self/clear_refs``) minus its resident memory just
-  before training (after imports, data, model and a 2-step warm-up). It counts everything the training loop touched: NumPy or torch buffers,
-  allocator caches, and (for torch) thread pools first used during training.
+  before training (after imports, data, model and a 2-step warm-up). It counts everything
+  the training loop touched: NumPy or torch buffers and allocator caches.
 - **tracemalloc peak**: the peak of memory allocated through Python's tracked allocators
   during training. NumPy reports its array buffers there, so for the scratch engine this is
   its arrays' peak; torch's C++ allocator is invisible to tracemalloc, so for torch it
-  counts only Python objects (not tensor storage) and is *not* a measure of torch's memory.
+  counts only what passes through Python's allocators, never tensor storage, and is *not* a
+  measure of torch's memory.
 
 Run from the repository root::
 
-    .venv/bin/python bench/scratch_vs_torch.py [--steps 300] [--repeat 5] [--out bench/results]
+    .venv/bin/python bench/scratch_vs_torch.py [--configs chapter wide] [--steps 300] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -172,56 +175,103 @@ def _common_args(args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
+CONFIGS = {  # name: (layer sizes, batch size)
+    "chapter": ([64, 64, 10], 64),  # the network of chapter 01
+    "wide": ([64, 512, 512, 10], 256),  # matrix products dominate
+}
+
+NOTES = """\
+- *Time*: wall time of the training loop alone (model and data built beforehand), runs
+  alternating between the engines so that machine load hits both alike. *Ratio* = median
+  scratch / median PyTorch (goal ≤ 3×).
+- *Loss diff*: the largest difference between the two engines' loss curves: float32 rounding
+  only, so both did the same computation.
+- *Peak RSS increase*: a fresh process per engine and configuration; peak resident memory
+  during training (VmHWM, reset just before) minus resident memory just before it (after a
+  2-step warm-up). 0.0 means the loop needed no memory beyond what the warm-up had mapped.
+- *tracemalloc peak*: allocations Python's tracemalloc sees during training. NumPy's array
+  buffers are tracked, so for scratch it is the peak of its arrays (graph, activations,
+  gradients); torch's tensor storage is not tracked, so for PyTorch it counts only what passes
+  through Python's allocators and says nothing about tensor memory.
+"""
+
+
 def to_markdown(report: dict[str, Any]) -> str:
-    t, s = report["time_s"]["torch"], report["time_s"]["scratch"]
-    m = report["memory"]
+    m = report["machine"]
     lines = [
         "# dlkit.scratch vs PyTorch (CPU): the same MLP training run",
         "",
         "Written by `bench/scratch_vs_torch.py`; rerun it (`.venv/bin/python bench/scratch_vs_torch.py`)"
         " to refresh.",
         "",
-        f"MLP {report['sizes']} (ReLU), float32, SGD lr {report['lr']}, {report['steps']} steps of "
-        f"batch {report['batch_size']} on the digits training split ({report['n_train']} examples); "
-        f"same initial weights and batches in both engines; {report['repeat']} alternating runs "
-        f"each. Threads: {report['threads']} for PyTorch and for NumPy's BLAS (threadpoolctl).",
+        f"ReLU MLPs, float32, SGD lr {report['lr']}, {report['steps']} steps on the digits training "
+        f"split ({report['n_train']} examples); same initial weights and batches in both engines; "
+        f"{report['repeat']} alternating runs each. Threads: {report['threads']} for PyTorch "
+        "and for NumPy's BLAS (threadpoolctl).",
         "",
-        "| Engine | Time per run (median / min s) | ms per step (median) | Peak RSS increase (MiB) "
-        "| tracemalloc peak (MiB) |",
-        "|---|--:|--:|--:|--:|",
-        f"| PyTorch {report['machine']['torch']} | {t['median']:.3f} / {t['min']:.3f} | "
-        f"{1000 * t['median'] / report['steps']:.2f} | {m['torch']['rss_peak_increase_mib']:.1f} | "
-        f"{m['torch']['tracemalloc_peak_mib']:.2f} (Python objects only) |",
-        f"| dlkit.scratch.Tensor (NumPy {report['numpy']}) | {s['median']:.3f} / {s['min']:.3f} | "
-        f"{1000 * s['median'] / report['steps']:.2f} | {m['scratch']['rss_peak_increase_mib']:.1f} | "
-        f"{m['scratch']['tracemalloc_peak_mib']:.2f} |",
+        "| Config | Engine | Time per run (median / min s) | ms per step | Ratio | Loss diff "
+        "| Peak RSS increase (MiB) | tracemalloc peak (MiB) |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for c in report["configs"]:
+        name = f"{c['name']}: {c['sizes']}, batch {c['batch_size']}"
+        for engine, label in (("torch", f"PyTorch {m['torch']}"), ("scratch", "dlkit.scratch")):
+            t, mem = c["time_s"][engine], c["memory"][engine]
+            ratio = f"**{c['ratio']:.2f}×**" if engine == "scratch" else ""
+            diff = f"{c['max_loss_difference']:.1e}" if engine == "scratch" else ""
+            traced = f"{mem['tracemalloc_peak_mib']:.2f}" + (
+                " (no tensors)" if engine == "torch" else ""
+            )
+            lines.append(
+                f"| {name if engine == 'torch' else ''} | {label} | {t['median']:.3f} / {t['min']:.3f} "
+                f"| {1000 * t['median'] / report['steps']:.2f} | {ratio} | {diff} "
+                f"| {mem['rss_peak_increase_mib']:.1f} | {traced} |"
+            )
+    worst = max(c["ratio"] for c in report["configs"])
+    lines += [
         "",
-        f"**Time ratio scratch / PyTorch (medians): {report['ratio']:.2f}×** (goal ≤ 3×: "
-        f"{'met' if report['ratio'] <= 3 else 'missed'}).",
+        f"Largest ratio: {worst:.2f}× (goal ≤ 3×: {'met' if worst <= 3 else 'missed'}).",
         "",
-        f"Largest difference between the two loss curves: {report['max_loss_difference']:.2e} "
-        "(float32 rounding only: the same computation).",
-        "",
-        "- *Time*: wall time of the training loop alone (model and data built beforehand), runs "
-        "alternating between the engines so that machine load hits both alike.",
-        "- *Peak RSS increase*: a fresh process per engine; peak resident memory during training "
-        "minus resident memory just before it (after a 2-step warm-up); 0.0 means the loop needed no "
-        "memory beyond what the warm-up had already mapped (page granularity).",
-        "- *tracemalloc peak*: allocations Python's tracemalloc sees during training. NumPy's array "
-        "buffers are tracked, so for scratch it is the peak of its arrays; torch's tensor storage "
-        "is not tracked, so for PyTorch it counts only Python objects.",
-        "",
-        describe_machine(report["machine"], packages=("torch", "numpy")),
+        NOTES,
+        describe_machine(m, packages=("torch", "numpy")),
         "",
     ]
     return "\n".join(lines)
 
 
+def measure_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Time both engines on one configuration (``args.sizes``, ``args.batch_size``)."""
+    cfg = setup(args.sizes, args.steps, args.batch_size, args.seed)
+    run_engine("scratch", {**cfg, "batches": cfg["batches"][:5]}, args)  # warm-up both
+    run_engine("torch", {**cfg, "batches": cfg["batches"][:5]}, args)
+    samples: dict[str, list[float]] = {"scratch": [], "torch": []}
+    losses: dict[str, list[float]] = {}
+    for i in range(args.repeat):
+        for engine in ("scratch", "torch") if i % 2 == 0 else ("torch", "scratch"):
+            seconds, losses[engine] = run_engine(engine, cfg, args)
+            samples[engine].append(seconds)
+    time_s = {e: {"median": statistics.median(v), "min": min(v)} for e, v in samples.items()}
+    return {
+        "sizes": args.sizes,
+        "batch_size": args.batch_size,
+        "time_s": time_s,
+        "ratio": time_s["scratch"]["median"] / time_s["torch"]["median"],
+        "max_loss_difference": float(
+            np.max(np.abs(np.subtract(losses["scratch"], losses["torch"])))
+        ),
+        "final_loss": {e: v[-1] for e, v in losses.items()},
+        "memory": {e: measure_memory(e, args) for e in ("scratch", "torch")},
+        "samples_s": samples,
+        "n_train": len(cfg["x"]),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 64, 10])
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--sizes", type=int, nargs="+", help="one custom config instead")
+    parser.add_argument("--batch-size", type=int, default=64, help="with --sizes")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=5)
@@ -240,37 +290,25 @@ def run(args: argparse.Namespace) -> None:
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args)))
         return
-
     load_start = load_average()
-    cfg = setup(args.sizes, args.steps, args.batch_size, args.seed)
-    run_engine("scratch", {**cfg, "batches": cfg["batches"][:5]}, args)  # warm-up both
-    run_engine("torch", {**cfg, "batches": cfg["batches"][:5]}, args)
-    samples: dict[str, list[float]] = {"scratch": [], "torch": []}
-    losses: dict[str, list[float]] = {}
-    for i in range(args.repeat):
-        for engine in ("scratch", "torch") if i % 2 == 0 else ("torch", "scratch"):
-            seconds, losses[engine] = run_engine(engine, cfg, args)
-            samples[engine].append(seconds)
-    time_s = {e: {"median": statistics.median(v), "min": min(v)} for e, v in samples.items()}
+    configs = (
+        {"custom": (args.sizes, args.batch_size)}
+        if args.sizes
+        else {k: CONFIGS[k] for k in args.configs}
+    )
+    results = []
+    for name, (sizes, batch_size) in configs.items():
+        args.sizes, args.batch_size = sizes, batch_size
+        results.append({"name": name, **measure_config(args)})
     report = {
-        "sizes": args.sizes,
         "steps": args.steps,
-        "batch_size": args.batch_size,
         "lr": args.lr,
         "seed": args.seed,
         "repeat": args.repeat,
-        "n_train": len(cfg["x"]),
-        "numpy": np.__version__,
         "threads": args.threads,
-        "torch_threads": torch.get_num_threads(),
-        "time_s": time_s,
-        "ratio": time_s["scratch"]["median"] / time_s["torch"]["median"],
-        "max_loss_difference": float(
-            np.max(np.abs(np.subtract(losses["scratch"], losses["torch"])))
-        ),
-        "final_loss": {e: v[-1] for e, v in losses.items()},
-        "memory": {e: measure_memory(e, args) for e in ("scratch", "torch")},
-        "samples_s": samples,
+        "n_train": results[0]["n_train"],
+        "numpy": np.__version__,
+        "configs": results,
         "machine": machine_info(load_start, packages=("torch", "numpy")),
     }
     args.out.mkdir(parents=True, exist_ok=True)

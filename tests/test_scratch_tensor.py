@@ -347,6 +347,7 @@ def test_backward_without_any_gradient_tracking() -> None:
         (lambda: Tensor(np.ones((2, 3))).sum(axis=2), ValueError, "out of range"),
         (lambda: Tensor(np.ones(2)) ** Tensor(np.ones(2)), TypeError, "number exponent"),
         (lambda: Tensor(np.ones(2)).item(), ValueError, "one-element"),
+        (lambda: Tensor(np.array([4.0, -1.0])) ** 0.5, ValueError, "no real power"),
     ],
 )
 def test_bad_input_errors(build, error, match) -> None:

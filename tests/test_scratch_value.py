@@ -161,6 +161,8 @@ def test_errors_are_clear() -> None:
         Value(2.0) ** Value(2.0)
     with pytest.raises(TypeError, match="numbers or Values"):
         Value(1.0) + "1"
+    with pytest.raises(ValueError, match="no real value"):
+        Value(-2.0) ** 0.5
     with pytest.raises(ZeroDivisionError, match="holding 0"):
         Value(1.0) / 0
     with pytest.raises(TypeError, match="got a Value"):

@@ -183,6 +183,11 @@ class Tensor:
                 f"Tensor ** exponent supports a number exponent, got {type(exponent).__name__}"
             )
         a = self
+        if not float(exponent).is_integer() and np.any(a.data < 0):
+            raise ValueError(
+                f"a negative base with the non-integer exponent {exponent} has no real power; "
+                f"the tensor of shape {a.shape} holds {a.data.min():.6g}"
+            )
         # ∂(a^n)/∂a = n a^(n-1)
         return Tensor._result(
             a.data**exponent,

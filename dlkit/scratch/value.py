@@ -87,6 +87,8 @@ class Value:
     def __pow__(self, exponent: Number) -> Value:
         if not isinstance(exponent, int | float):
             raise TypeError(f"Value ** exponent needs a number exponent, got {type(exponent)}")
+        if self.data < 0 and not float(exponent).is_integer():
+            raise ValueError(f"{self.data} ** {exponent} has no real value")
         # ∂(a^n)/∂a = n a^(n-1)
         return Value(
             self.data**exponent,
