@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import RidgeClassifier
 
 from dlkit.data import SHAPE_CLASSES, load_shapes, make_shapes, render_shape, shape_polygon
 from dlkit.data.shapes import _sample_geometry
@@ -129,7 +129,9 @@ def test_splits_are_stratified_standardized_datasets() -> None:
 def test_a_linear_classifier_beats_chance_by_far() -> None:
     splits = load_shapes(100, image_size=20, seed=0)
     flat = lambda a: a.reshape(len(a), -1)  # noqa: E731
-    model = LogisticRegression(max_iter=500).fit(flat(splits.x_train), splits.y_train)
+    model = RidgeClassifier(alpha=100.0).fit(
+        flat(splits.x_train), splits.y_train
+    )  # closed form: fast
     accuracy = model.score(flat(splits.x_test), splits.y_test)
     assert accuracy > 0.35, f"test accuracy {accuracy:.2f}; chance is 0.20"
 

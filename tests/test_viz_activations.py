@@ -67,12 +67,27 @@ def test_figures_build() -> None:
 
 
 def test_explorer_redraws_for_every_control() -> None:
+    plt.close("all")
     widget = activation_explorer(depth=4, width=8)
-    controls, span, output = widget.children
+    controls, span, _output = widget.children
     activation, init = controls.children
-    for name in activation.options:
-        activation.value = name
-    init.value = "small"
-    span.value = (2.0, 2.0)  # collapsed range: still draws
-    assert output.outputs is not None
+    assert "relu" in activation.options and "identity" not in activation.options
+    for name, scheme in [("relu", "he"), ("gelu", "small")]:
+        plt.close("all")
+        activation.value, init.value = (
+            name,
+            scheme,
+        )  # each change redraws (Agg keeps the figure open)
+        figure = plt.figure(plt.get_fignums()[-1])
+        values, slopes, norms = figure.axes
+        np.testing.assert_allclose(
+            norms.lines[0].get_ydata(), gradient_norms(name, scheme, depth=4, width=8)
+        )
+        np.testing.assert_allclose(
+            slopes.lines[0].get_ydata(), activation_curve(name, values.lines[0].get_xdata())[1]
+        )
+    plt.close("all")
+    span.value = (2.0, 2.0)  # a collapsed range still draws, on [2, 2.5]
+    x = plt.figure(plt.get_fignums()[-1]).axes[0].lines[0].get_xdata()
+    assert (x.min(), x.max()) == (2.0, 2.5)
     plt.close("all")
