@@ -81,7 +81,10 @@ def plot_gradient_norms(ax: Axes, norms: Mapping[str, np.ndarray]) -> None:
 
 
 def activation_explorer(depth: int = 20, width: int = 64) -> widgets.Widget:
-    """Pick an activation, an input range and an init; see φ, φ' and the layer-wise gradient norms."""
+    """Pick an activation, an input range and an init; see φ, φ' and the layer-wise gradient norms.
+
+    The gradient-norm panel also shows ReLU with He init as a reference.
+    """
     activation = widgets.Dropdown(
         options=sorted(n for n in ACTIVATIONS if n != "identity"),
         value="sigmoid",
@@ -99,6 +102,7 @@ def activation_explorer(depth: int = 20, width: int = 64) -> widgets.Widget:
         layout=widgets.Layout(width="50%"),
     )
     out = widgets.Output()
+    reference = gradient_norms("relu", "he", depth=depth, width=width)  # drawn for comparison
 
     def draw(change: object = None) -> None:
         lo, hi = span.value
@@ -109,7 +113,8 @@ def activation_explorer(depth: int = 20, width: int = 64) -> widgets.Widget:
             out.clear_output(wait=True)
             fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
             plot_activation((axes[0], axes[1]), activation.value, lo, hi)
-            plot_gradient_norms(axes[2], {f"{activation.value}, {init.value} init": norms})
+            chosen = f"{activation.value}, {init.value} init"
+            plot_gradient_norms(axes[2], {chosen: norms, "reference: relu, he init": reference})
             ratio = norms[0] / norms[-1]
             fig.suptitle(f"depth {depth}: ‖∂L/∂W₁‖ / ‖∂L/∂W_{depth}‖ = {ratio:.2e}")
             fig.tight_layout()
