@@ -83,6 +83,8 @@ def test_explorer_redraws_for_every_control() -> None:
         np.testing.assert_allclose(
             norms.lines[0].get_ydata(), gradient_norms(name, scheme, depth=4, width=8)
         )
+        reference = gradient_norms("relu", "he", depth=4, width=8)
+        np.testing.assert_allclose(norms.lines[1].get_ydata(), reference)
         np.testing.assert_allclose(
             slopes.lines[0].get_ydata(), activation_curve(name, values.lines[0].get_xdata())[1]
         )
