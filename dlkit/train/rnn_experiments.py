@@ -8,12 +8,16 @@
 - :func:`train_char_lm` / :func:`char_lm_loss`: next-character training and evaluation.
 
 Each run seeds PyTorch's generator itself and draws batches from its own seeded
-generator, so a run is reproducible on the CPU.
+generator, so a run is reproducible on the CPU. Training runs on one CPU thread
+(restored afterwards): these models are small, so per-operation overhead dominates and
+extra threads only add synchronisation, which is slow on a busy or 2-core machine.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,6 +58,17 @@ class RunResult:
     losses: list[float] = field(default_factory=list)  # training loss per step
     grad_norms: list[float] = field(default_factory=list)  # global norm before clipping
     test_loss: float = math.nan
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(1)``, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
@@ -110,17 +125,18 @@ def train_sequence_regressor(
     opt = opt_class(model.parameters(), lr=lr)
     batches = _batches(_loader(train, batch_size, seed))
     result = RunResult()
-    for _ in tqdm(range(steps), disable=not progress, desc="training", leave=False):
-        x, y = next(batches)
-        loss = nn.functional.mse_loss(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        max_norm = math.inf if clip is None else clip
-        norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-        opt.step()
-        result.losses.append(loss.item())
-        result.grad_norms.append(float(norm))
-    result.test_loss = mean_squared_error(model, test)
+    with one_thread():
+        for _ in tqdm(range(steps), disable=not progress, desc="training", leave=False):
+            x, y = next(batches)
+            loss = nn.functional.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            max_norm = math.inf if clip is None else clip
+            norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            opt.step()
+            result.losses.append(loss.item())
+            result.grad_norms.append(float(norm))
+        result.test_loss = mean_squared_error(model, test)
     return result
 
 
@@ -161,7 +177,8 @@ def char_lm_loss(
     for i, (x, y) in enumerate(DataLoader(dataset, batch_size=batch_size)):
         if i == max_batches:
             break
-        logits, _ = model(x)  # (B, T, V)
+        with one_thread():
+            logits, _ = model(x)  # (B, T, V)
         total += float(
             nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum")
         )
@@ -187,14 +204,15 @@ def train_char_lm(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     batches = _batches(_loader(train, batch_size, seed))
     result = RunResult()
-    for _ in tqdm(range(steps), disable=not progress, desc="training", leave=False):
-        x, y = next(batches)  # (B, T) each
-        logits, _ = model(x)  # (B, T, V)
-        loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
-        optimizer.zero_grad()
-        loss.backward()
-        norm = nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        result.losses.append(loss.item())
-        result.grad_norms.append(float(norm))
+    with one_thread():
+        for _ in tqdm(range(steps), disable=not progress, desc="training", leave=False):
+            x, y = next(batches)  # (B, T) each
+            logits, _ = model(x)  # (B, T, V)
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+            optimizer.zero_grad()
+            loss.backward()
+            norm = nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            result.losses.append(loss.item())
+            result.grad_norms.append(float(norm))
     return result
