@@ -111,7 +111,7 @@ def conv2d_output_shape(input_shape: tuple[int, ...], weight_shape: tuple[int, .
     n, c, h, w = input_shape
     if c != in_ch:
         raise ValueError(
-            f"the input has {c} channels but the weight of shape {tuple(weight_shape)} expects "
+            f"the input has {c} channel(s) but the weight of shape {tuple(weight_shape)} expects "
             f"{in_ch}: expected input of shape (N, {in_ch}, H, W), got {tuple(input_shape)}"
         )
     (sh, sw), (ph, pw), (dh, dw) = (_pair(stride, "stride"), _pair(padding, "padding"),
