@@ -127,6 +127,16 @@ def test_vanishing_gradients_sigmoid_vs_relu_he(seed: int) -> None:
     assert tanh.max() / tanh.min() < 4.0
 
 
+def test_sigmoid_needs_a_finely_tuned_large_init() -> None:
+    # n σ² E[σ'(a)²] ≈ 1 near σ = 1.25 for width 64; ±20% tips it into vanishing or exploding.
+    ratio = {
+        std: (lambda g: g[0] / g[-1])(gradient_norms("sigmoid", std, depth=20, width=64))
+        for std in (1.0, 1.25, 1.5)
+    }
+    assert 0.3 < ratio[1.25] < 3.0
+    assert ratio[1.0] < 0.2 and ratio[1.5] > 5.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

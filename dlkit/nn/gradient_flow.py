@@ -20,9 +20,10 @@ that factor at 1 gives the classic initialisations:
 * **He / Kaiming** (ReLU): half the units are off, :math:`\mathbb E[\phi'(a)^2] = 1/2`, so
   :math:`\sigma^2 = 2 / n_\text{in}`.
 
-Sigmoid has :math:`\phi'(a) \le 1/4`, so even a good init loses a factor of about 4 (in
-norm) per layer through sigmoid; a too-small init loses much more. :func:`gradient_norms`
-measures it.
+Sigmoid has :math:`\phi'(a) \le 1/4`, so with Xavier-scale weights the gradient loses a
+factor of about 4 (in norm) per layer; a too-small init loses much more, and only a large,
+finely tuned scale (:math:`n\sigma^2 \approx 100` for width 64) keeps it. :func:`gradient_norms`
+measures all of this.
 """
 
 from __future__ import annotations
