@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import dlkit.optim as dopt
@@ -303,3 +305,91 @@ def test_defaults_are_torchs() -> None:
         shared = {k: theirs[k] for k in ours if k in theirs}
         assert {k: ours[k] for k in shared} == shared, ours_cls.__name__
         assert {k: v for k, v in ours.items() if k not in theirs} == {}, ours_cls.__name__
+
+
+# Random hyper-parameters: every combination the grid above does not list.
+unit = st.floats(0.0, 0.99)
+HYPERPARAMETERS = {
+    "SGD": st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-4, 0.2),
+            "momentum": unit,
+            "dampening": st.floats(0.0, 1.0),
+            "weight_decay": st.floats(0.0, 0.1),
+            "maximize": st.booleans(),
+        }
+    ),
+    "Adagrad": st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-4, 0.2),
+            "lr_decay": st.floats(0.0, 0.1),
+            "weight_decay": st.floats(0.0, 0.1),
+            "initial_accumulator_value": st.floats(0.0, 1.0),
+            "eps": st.floats(1e-10, 1e-3),
+        }
+    ),
+    "RMSprop": st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-4, 0.01),
+            "alpha": st.floats(0.5, 0.999),  # alpha -> 0: see test_centered_rmsprop_...
+            "eps": st.floats(1e-8, 1e-3),
+            "weight_decay": st.floats(0.0, 0.1),
+            "momentum": unit,
+            "centered": st.booleans(),
+        }
+    ),
+    "Adam": st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-4, 0.05),
+            "betas": st.tuples(unit, st.floats(0.5, 0.9999)),
+            "eps": st.floats(1e-8, 1e-3),
+            "weight_decay": st.floats(0.0, 0.1),
+            "amsgrad": st.booleans(),
+        }
+    ),
+    "AdamW": st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-4, 0.05),
+            "betas": st.tuples(unit, st.floats(0.5, 0.9999)),
+            "weight_decay": st.floats(0.0, 0.5),
+            "amsgrad": st.booleans(),
+        }
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(HYPERPARAMETERS))
+@given(data=st.data())
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_random_hyperparameters_match_torch(name: str, data: st.DataObject) -> None:
+    kwargs = data.draw(HYPERPARAMETERS[name])
+    if name == "SGD" and data.draw(st.booleans()):  # Nesterov where it is allowed
+        kwargs.update(nesterov=True, dampening=0.0, momentum=max(kwargs["momentum"], 0.1))
+    problem = make_data()
+    model_a, model_b = make_model(), make_model()
+    ours = run(model_a, getattr(dopt, name)(model_a.parameters(), **kwargs), range(25), problem)
+    theirs = run(
+        model_b, getattr(torch.optim, name)(model_b.parameters(), **kwargs), range(25), problem
+    )
+    assert_same_trajectory(ours, theirs)
+
+
+def test_centered_rmsprop_stays_finite_where_torch_gives_nan() -> None:
+    """A gradient that never changes: v - ḡ² -> 0, and rounding makes it slightly negative.
+    PyTorch's square root then gives NaN; dlkit clamps at 0 and equals PyTorch until then."""
+    grad = torch.randn(1000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    trajectories = []
+    for cls in (dopt.RMSprop, torch.optim.RMSprop):
+        param = torch.zeros(1000, dtype=torch.float64, requires_grad=True)
+        optimizer = cls([param], lr=1e-3, alpha=0.5, centered=True)
+        steps = []
+        for _ in range(100):
+            param.grad = grad.clone()
+            optimizer.step()
+            steps.append(param.detach().clone())
+        trajectories.append(torch.stack(steps))
+    ours, theirs = trajectories
+    assert torch.isfinite(ours).all()
+    finite = torch.isfinite(theirs).all(dim=1)
+    assert not finite.all(), "torch no longer gives NaN here: update RMSprop's docstring"
+    torch.testing.assert_close(ours[finite], theirs[finite], rtol=RTOL, atol=ATOL)

@@ -149,3 +149,14 @@ def test_bad_inputs_raise() -> None:
         optimizer.step([np.zeros((5, 16))])
     with pytest.raises(ValueError, match=r"grads\[1\] has shape \(3,\), expected \(16,\)"):
         optimizer.step([np.zeros((5, 16)), np.zeros(3), np.zeros((16, 3)), np.zeros(3)])
+
+
+def test_centered_rmsprop_stays_finite_when_the_variance_rounds_below_zero() -> None:
+    """A gradient that never changes: v - ḡ² -> 0 and rounds below 0 in some coordinates."""
+    grad = np.random.default_rng(0).normal(size=1000)
+    params = [np.zeros(1000)]
+    optimizer = scratch.RMSprop(params, lr=1e-3, alpha=0.5, centered=True)
+    with np.errstate(invalid="raise"):  # a sqrt of a negative number would raise here
+        for _ in range(100):
+            optimizer.step([grad])
+    assert np.isfinite(params[0]).all()

@@ -138,7 +138,13 @@ class ReduceLROnPlateau(lr_scheduler.ReduceLROnPlateau):
 
     def reduce_lr(self) -> None:
         """:math:`\\eta \\leftarrow \\max(\\eta \\cdot \\text{factor}, \\text{min\\_lr})` per group."""
-        for group, floor in zip(self.optimizer.param_groups, self.min_lrs, strict=True):
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            raise ValueError(
+                f"the optimizer has {len(groups)} parameter groups but min_lr has "
+                f"{len(self.min_lrs)} values (a group added after the scheduler was made?)"
+            )
+        for group, floor in zip(groups, self.min_lrs, strict=True):
             old = float(group["lr"])
             new = max(old * self.factor, floor)
             if old - new > self.eps:

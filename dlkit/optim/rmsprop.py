@@ -46,6 +46,11 @@ class RMSprop(Optimizer):
     :math:`v_t - \bar g_t^2`, the *second moment minus the squared mean*; and momentum
     accumulates the already-normalised step :math:`g_t / r_t`.
 
+    One deliberate difference from PyTorch: :math:`v_t - \bar g_t^2 \ge 0` in exact arithmetic
+    (Cauchy–Schwarz), but when the gradient barely varies (a constant gradient, or
+    ``alpha=0``) rounding makes it slightly negative in some coordinates, and PyTorch's square root then gives NaN. Here it is clamped at 0
+    first, which changes nothing whenever PyTorch's result is a number.
+
     Args:
         params: parameters, or dicts defining parameter groups.
         lr: :math:`\eta \ge 0`.
@@ -124,7 +129,8 @@ class RMSprop(Optimizer):
                 square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
                 if centered:  # r = √(v - ḡ²) + ε
                     grad_avg = state["grad_avg"].lerp_(grad, 1 - alpha)  # ḡ = α ḡ + (1 - α) g
-                    denom = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_().add_(eps)
+                    variance = square_avg.addcmul(grad_avg, grad_avg, value=-1)  # v - ḡ²
+                    denom = variance.clamp_min_(0).sqrt_().add_(eps)  # rounding can make v - ḡ² < 0
                 else:  # r = √v + ε
                     denom = square_avg.sqrt().add_(eps)
                 if mu > 0:  # b = μ b + g / r;  θ -= η b

@@ -205,7 +205,8 @@ class RMSprop(ScratchOptimizer):
         v = state["square_avg"] = alpha * state["square_avg"] + (1 - alpha) * grad * grad
         if h["centered"]:
             mean = state["grad_avg"] = alpha * state["grad_avg"] + (1 - alpha) * grad
-            denom = np.sqrt(v - mean * mean) + h["eps"]  # second moment minus squared mean
+            # second moment minus squared mean; >= 0 exactly, but rounding can push it below
+            denom = np.sqrt(np.maximum(v - mean * mean, 0.0)) + h["eps"]
         else:
             denom = np.sqrt(v) + h["eps"]
         if h["momentum"] > 0:
