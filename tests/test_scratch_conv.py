@@ -162,7 +162,12 @@ def test_float32_stays_float32() -> None:
 @pytest.mark.parametrize(
     ("x_shape", "w_shape", "kwargs", "match"),
     [
-        ((2, 3, 8, 8), (4, 2, 3, 3), {}, r"has 3 channel\(s\).*expected input of shape \(N, 2, H, W\)"),
+        (
+            (2, 3, 8, 8),
+            (4, 2, 3, 3),
+            {},
+            r"has 3 channel\(s\).*expected input of shape \(N, 2, H, W\)",
+        ),
         ((3, 8, 8), (4, 3, 3, 3), {}, r"expected input of shape \(N, C, H, W\) = \(N, 3, H, W\)"),
         ((1, 1, 4, 4), (1, 1, 5, 5), {}, r"larger than the padded input.*size >= 5"),
         ((1, 1, 4, 4), (1, 1, 5, 5), {"padding": 0, "dilation": 2}, r"spans 9 pixels"),
