@@ -131,6 +131,9 @@ def read_cifar10(
 
     Returns ``x_train`` ``(50000, 3, 32, 32)`` uint8, ``y_train`` ``(50000,)`` int64, ``x_test``
     ``(10000, 3, 32, 32)``, ``y_test`` and the class names from ``batches.meta``.
+
+    The batches are pickles: only load files from the official source (see the module
+    docstring on why unpickling untrusted files is unsafe and what this reader refuses).
     """
     folder = _batch_folder(Path(root).expanduser())
     names = [*TRAIN_BATCHES, "test_batch", "batches.meta"]
