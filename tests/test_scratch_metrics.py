@@ -126,6 +126,29 @@ def test_class_never_predicted_and_never_present(zero_division: float) -> None:
               _sk(name, y_true, y_pred, average="macro", labels=[0, 1], zero_division=zero_division))  # fmt: skip
 
 
+@pytest.mark.parametrize("zero_division", ZERO_DIVISION)
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "labels"),
+    [
+        ([0, 0], [0, 1], [1]),
+        ([0, 0], [0, 0], [1]),
+        ([0, 1, 2], [0, 0, 0], [1, 2]),
+        ([0, 0], [1, 1], [1, 2]),
+    ],
+)
+def test_weighted_average_when_listed_classes_have_no_support(
+    y_true, y_pred, labels, zero_division
+) -> None:
+    # every weight is 0: scikit-learn falls back to the plain mean
+    ours = dm.precision_recall_f1(
+        y_true, y_pred, average="weighted", labels=labels, zero_division=zero_division
+    )
+    theirs = _sk("precision_recall_fscore_support", y_true, y_pred, average="weighted", labels=labels,
+                 zero_division=zero_division)[:3]  # fmt: skip
+    for a, b in zip(ours, theirs, strict=True):
+        _same(a, b)
+
+
 def test_all_wrong_predictions() -> None:
     y_true, y_pred = np.array([1, 1, 0, 0]), np.array([0, 0, 1, 1])
     assert dm.precision_score(y_true, y_pred) == 0.0

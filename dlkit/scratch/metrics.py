@@ -143,15 +143,18 @@ def _divide(numerator: np.ndarray, denominator: np.ndarray, zero_division: float
     return np.where(denominator == 0, zero_division, numerator / safe)
 
 
-def _average(scores: np.ndarray, weights: np.ndarray | None, zero_division: float) -> float:
-    """(Weighted) mean of the classes' scores, leaving out NaN ones."""
+def _average(scores: np.ndarray, weights: np.ndarray | None) -> float:
+    """(Weighted) mean of the classes' scores, leaving out NaN ones.
+
+    When every weight is 0 (no listed class occurs in ``y_true``) the weights are
+    ignored and the plain mean is returned, as scikit-learn does.
+    """
     keep = ~np.isnan(scores)
     if not keep.any():
         return float("nan")
-    w = np.ones_like(scores) if weights is None else weights.astype(np.float64)
-    w = w[keep]
-    if w.sum() == 0:  # weighted average with no true examples of any listed class
-        return zero_division
+    if weights is None or weights[keep].sum() == 0:
+        return float(np.mean(scores[keep]))
+    w = weights[keep].astype(np.float64)
     return float(np.sum(scores[keep] * w) / w.sum())
 
 
@@ -211,9 +214,9 @@ def precision_recall_f1(
         return precision, recall, f1
     weights = actual if average == "weighted" else None
     return (
-        _average(precision, weights, zd),
-        _average(recall, weights, zd),
-        _average(f1, weights, zd),
+        _average(precision, weights),
+        _average(recall, weights),
+        _average(f1, weights),
     )
 
 
