@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dlkit.data.mnist import with_validation_split
-from dlkit.data.splits import ArraySplits
+from dlkit.data.splits import ArraySplits, with_validation_split
 
 __all__ = [
     "CIFAR10_CLASSES",

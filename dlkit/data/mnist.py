@@ -22,9 +22,8 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
-from dlkit.data.splits import ArraySplits, standardize_splits
+from dlkit.data.splits import ArraySplits, standardize_splits, with_validation_split
 
 __all__ = [
     "MNIST_FILES",
@@ -32,7 +31,6 @@ __all__ = [
     "load_mnist",
     "read_idx",
     "read_mnist",
-    "with_validation_split",
 ]
 
 MNIST_FILES = {
@@ -154,38 +152,6 @@ def read_mnist(root: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
         arrays["test_images"],
         arrays["test_labels"],
     )
-
-
-def with_validation_split(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    *,
-    num_classes: int,
-    val_fraction: float,
-    seed: int,
-) -> ArraySplits:
-    """Hold out a stratified ``val_fraction`` of the official training set; keep the official test set.
-
-    Features become float32, labels int64, nothing is normalized.
-    """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
-    x_fit, x_val, y_fit, y_val = train_test_split(
-        x_train, y_train, test_size=val_fraction, random_state=seed, stratify=y_train
-    )
-
-    def f32(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.float32)
-
-    def i64(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.int64)
-
-    return ArraySplits(
-        f32(x_fit), i64(y_fit), f32(x_val), i64(y_val), f32(x_test), i64(y_test),
-        num_classes=num_classes,
-    )  # fmt: skip
 
 
 def load_mnist(

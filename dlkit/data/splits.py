@@ -47,6 +47,24 @@ class ArraySplits:
         )
 
 
+def _as_splits(
+    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+    x_test: np.ndarray, y_test: np.ndarray, num_classes: int,
+) -> ArraySplits:  # fmt: skip
+    """Features as contiguous float32, labels as contiguous int64."""
+
+    def f32(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def i64(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.int64)
+
+    return ArraySplits(
+        f32(x_train), i64(y_train), f32(x_val), i64(y_val), f32(x_test), i64(y_test),
+        num_classes=num_classes,
+    )  # fmt: skip
+
+
 def split_arrays(
     x: np.ndarray,
     y: np.ndarray,
@@ -84,16 +102,30 @@ def split_arrays(
         stratify=y_rest,
     )
 
-    def f32(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.float32)
+    return _as_splits(x_train, y_train, x_val, y_val, x_test, y_test, int(y.max()) + 1)
 
-    def i64(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.int64)
 
-    return ArraySplits(
-        f32(x_train), i64(y_train), f32(x_val), i64(y_val), f32(x_test), i64(y_test),
-        num_classes=int(y.max()) + 1,
-    )  # fmt: skip
+def with_validation_split(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    num_classes: int,
+    val_fraction: float,
+    seed: int,
+) -> ArraySplits:
+    """Hold out a stratified ``val_fraction`` of the official training set; keep the official test set.
+
+    Features become float32, labels int64, nothing is normalized.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    x_fit, x_val, y_fit, y_val = train_test_split(
+        x_train, y_train, test_size=val_fraction, random_state=seed, stratify=y_train
+    )
+
+    return _as_splits(x_fit, y_fit, x_val, y_val, x_test, y_test, num_classes)
 
 
 def standardize_splits(splits: ArraySplits) -> ArraySplits:
