@@ -138,3 +138,43 @@ def test_bad_shapes_raise_clear_errors() -> None:
         LSTMCell(3, 4)(torch.randn(2, 3), (torch.zeros(2, 4), torch.zeros(2, 5)))
     with pytest.raises(ValueError, match="num_layers"):
         GRU(3, 4, num_layers=0)
+
+
+def test_sample_next_follows_the_tempered_softmax() -> None:
+    from dlkit.nn.char_lm import sample_next
+
+    logits = torch.tensor([[1.0, 0.0, -2.0, 0.5]])
+    assert sample_next(torch.tensor([[0.0, 3.0], [2.0, 1.0]]), 0.0).tolist() == [1, 0]
+    for tau in (0.5, 1.0, 2.0):
+        gen = torch.Generator().manual_seed(0)
+        draws = sample_next(logits.repeat(40000, 1), tau, generator=gen)
+        freq = torch.bincount(draws, minlength=4).double() / 40000
+        expected = torch.softmax(logits[0].double() / tau, dim=0)
+        assert (freq - expected).abs().max() < 0.012
+    with pytest.raises(ValueError, match="temperature"):
+        sample_next(logits, -1.0)
+    with pytest.raises(ValueError, match=r"\(B, V\)"):
+        sample_next(logits[0], 1.0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_char_lm_shapes_state_and_reproducible_samples(cell: str) -> None:
+    from dlkit.nn.char_lm import CharLM
+
+    torch.manual_seed(0)
+    model = CharLM(11, embed_dim=4, hidden_size=6, num_layers=2, cell=cell)
+    ids = torch.randint(0, 11, (3, 5))
+    logits, _ = model(ids)
+    assert logits.shape == (3, 5, 11)
+    # Reading the sequence in two pieces, carrying the state, gives the same logits.
+    first, state1 = model(ids[:, :2])
+    second, _ = model(ids[:, 2:], state1)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), logits)
+    prompt = torch.tensor([1, 2, 3])
+    a = model.sample(prompt, 12, temperature=0.8, generator=torch.Generator().manual_seed(1))
+    b = model.sample(prompt, 12, temperature=0.8, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (12,) and torch.equal(a, b) and model.training
+    with pytest.raises(ValueError, match=r"int64 tensor of shape \(B, T\)"):
+        model(ids.float())
+    with pytest.raises(ValueError, match="cell must be one of"):
+        CharLM(11, cell="transformer")  # type: ignore[arg-type]
