@@ -200,7 +200,12 @@ def clip_grad_norm(
 
 
 class GradientFlow(NamedTuple):
-    """Norms through time: ``hidden[t] = mean_b ||h_t||``, ``gradient[t] = mean_b ||dL/dh_t||``."""
+    r"""Norms through time, averaged over the batch's examples :math:`b`.
+
+    ``hidden[t]`` is the mean of :math:`\lVert h_t^{(b)} \rVert` and ``gradient[t]`` the
+    mean of :math:`\lVert \partial (u^\top h_T^{(b)}) / \partial h_t^{(b)} \rVert`, the
+    per-example gradient (so ``gradient[-1]`` is :math:`\lVert u \rVert = 1`).
+    """
 
     hidden: np.ndarray  # (T,)
     gradient: np.ndarray  # (T,)
@@ -222,7 +227,8 @@ def gradient_flow(
     ``weight_scale``) reads inputs :math:`x_t \sim \mathcal{N}(0, \text{input\_scale}^2)`
     from :math:`h_0 = 0`; the loss reads only the last state, :math:`L = \frac{1}{B}
     \sum_b u^\top h_T^{(b)}` with a fixed random unit vector :math:`u`. Backpropagation
-    through time then gives the gradient at every earlier step.
+    through time then gives the gradient at every earlier step; multiplying by :math:`B`
+    undoes the batch mean, so the result is per example (see :class:`GradientFlow`).
     """
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
