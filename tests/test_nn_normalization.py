@@ -150,3 +150,20 @@ def test_layernorm_is_per_example() -> None:
     layer = LayerNorm(8)
     x = torch.randn(5, 8)
     torch.testing.assert_close(layer(x)[2:3], layer(x[2:3]))
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: BatchNorm1d(3), lambda: BatchNorm1d(3, affine=False), lambda: LayerNorm(3)]
+)
+def test_gradients_match_finite_differences(make) -> None:
+    # Central differences of the training-mode output with respect to x, gamma and beta.
+    torch.manual_seed(3)
+    layer = make()
+    names = [name for name, _ in layer.named_parameters()]
+
+    def f(x, *params):
+        return torch.func.functional_call(layer, dict(zip(names, params, strict=True)), (x,))
+
+    params = [(p.detach() + torch.randn_like(p)).requires_grad_(True) for p in layer.parameters()]
+    inputs = (torch.randn(5, 3, requires_grad=True), *params)
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7)
