@@ -152,7 +152,9 @@ class CharBlocks:
 
     Item ``i`` is ``(ids[s : s + T], ids[s + 1 : s + T + 1])`` with ``s = i * stride``,
     both ``(T,)`` int64 tensors: at every position the target is the next character.
-    A ``torch.utils.data.Dataset`` (it has ``__len__`` and ``__getitem__``).
+    A map-style dataset: ``DataLoader`` needs only ``__len__`` and ``__getitem__``. It
+    does not subclass ``torch.utils.data.Dataset``, so that importing :mod:`dlkit.data`
+    does not import torch (torch is imported when a ``CharBlocks`` is built).
     """
 
     def __init__(self, ids: np.ndarray, block_size: int, *, stride: int | None = None) -> None:
