@@ -61,6 +61,7 @@ OPS = {
     "exp": (lambda x, y: (x - y).exp(), lambda x, y: torch.exp(x - y)),
     "log": (lambda x, y: (x * x + y * y).log(), lambda x, y: torch.log(x * x + y * y)),
     "relu": (lambda x, y: (x - y).relu(), lambda x, y: torch.relu(x - y)),
+    "sigmoid": (lambda x, y: (x * y).sigmoid(), lambda x, y: torch.sigmoid(x * y)),
     "rops": (lambda x, y: 2 - x + 3 * y + 1 / y, lambda x, y: 2 - x + 3 * y + 1 / y),
 }
 

@@ -141,6 +141,12 @@ class Value:
         t = math.tanh(self.data)
         return Value(t, (self,), "tanh", (1.0 - t * t,))  # ∂tanh a/∂a = 1 - tanh² a
 
+    def sigmoid(self) -> Value:
+        # σ(a) = 1 / (1 + e^{-a}) from z = e^{-|a|} ≤ 1, which never overflows
+        z = math.exp(-abs(self.data))
+        s = 1.0 / (1.0 + z) if self.data >= 0 else z / (1.0 + z)
+        return Value(s, (self,), "sigmoid", (s * (1.0 - s),))  # ∂σ(a)/∂a = σ(1 - σ)
+
     def relu(self) -> Value:
         # ∂relu(a)/∂a = 1 for a > 0, else 0 (PyTorch's choice at a = 0 too)
         return Value(max(self.data, 0.0), (self,), "relu", (float(self.data > 0),))
