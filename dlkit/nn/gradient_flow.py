@@ -10,12 +10,13 @@ The backward pass multiplies the gradient by one Jacobian per layer. For
     \frac{\partial L}{\partial W_l} = \big(\phi'(a_l) \odot
     \frac{\partial L}{\partial h_l}\big)\, h_{l-1}^\top .
 
-With weights :math:`W_{ij} \sim \mathcal N(0, \sigma^2)` and fan-in :math:`n`, each step
-scales the gradient's variance by about :math:`n \sigma^2\, \mathbb E[\phi'(a)^2]`. Keeping
-that factor at 1 gives the classic initialisations:
+With weights :math:`W_{ij} \sim \mathcal N(0, \sigma^2)` and width :math:`n` (fan-in equal
+to fan-out), each step scales the gradient's variance by about
+:math:`n \sigma^2\, \mathbb E[\phi'(a)^2]`. Keeping that factor at 1 gives the classic
+initialisations:
 
-* **Xavier / Glorot** (tanh, sigmoid-like, :math:`\phi'(0) = 1`): forward needs
-  :math:`n_\text{in}\sigma^2 = 1`, backward :math:`n_\text{out}\sigma^2 = 1`; the compromise is
+* **Xavier / Glorot** (tanh, or any :math:`\phi` with :math:`\phi(0) = 0`,
+  :math:`\phi'(0) = 1`): forward needs :math:`n_\text{in}\sigma^2 = 1`, backward :math:`n_\text{out}\sigma^2 = 1`; the compromise is
   :math:`\sigma^2 = 2 / (n_\text{in} + n_\text{out})`.
 * **He / Kaiming** (ReLU): half the units are off, :math:`\mathbb E[\phi'(a)^2] = 1/2`, so
   :math:`\sigma^2 = 2 / n_\text{in}`.
