@@ -16,7 +16,8 @@ to fan-out), each step scales the gradient's variance by about
 initialisations:
 
 * **Xavier / Glorot** (tanh, or any :math:`\phi` with :math:`\phi(0) = 0`,
-  :math:`\phi'(0) = 1`): forward needs :math:`n_\text{in}\sigma^2 = 1`, backward :math:`n_\text{out}\sigma^2 = 1`; the compromise is
+  :math:`\phi'(0) = 1`): forward needs :math:`n_\text{in}\sigma^2 = 1`, backward
+  :math:`n_\text{out}\sigma^2 = 1`; the compromise is
   :math:`\sigma^2 = 2 / (n_\text{in} + n_\text{out})`.
 * **He / Kaiming** (ReLU): half the units are off, :math:`\mathbb E[\phi'(a)^2] = 1/2`, so
   :math:`\sigma^2 = 2 / n_\text{in}`.
