@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import sklearn.metrics as skm
@@ -92,12 +93,18 @@ def test_threshold_metrics_match_sklearn() -> None:
 
 def test_regularization_explorer_redraws_and_caches() -> None:
     box = regularization_explorer(n_train=30, steps=20)
-    kind, strength, rate, out = box.children
-    assert len(box.fits) == 1 and out.outputs is not None
+    kind, strength, rate, _ = box.children
+    assert len(box.fits) == 1
     strength.value = 1e-3
     rate.value = 0.5
     kind.value = "l1"
     assert len(box.fits) == 4
+    fit = box.fits[("l1", 1e-3, 0.5)]  # the redraw shows this fit's numbers and curves
+    left, right = plt.gcf().axes[:2]
+    assert plt.gcf()._suptitle.get_text() == "L1 penalty λ = 0.001, dropout p = 0.5"
+    assert left.get_title() == f"train acc {fit.train_acc:.2f}, validation acc {fit.val_acc:.2f}"
+    np.testing.assert_allclose(right.lines[0].get_ydata(), fit.train_loss)
+    plt.close("all")
     kind.value = "l2"  # seen before: served from the cache
     assert len(box.fits) == 4
     strength.value = 0.0
@@ -110,10 +117,19 @@ def test_regularization_explorer_redraws_and_caches() -> None:
 def test_threshold_explorer_redraws_and_checks_input() -> None:
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 50)
-    box = threshold_explorer(y, rng.random(50))
-    slider, out = box.children
-    slider.value = 0.9
-    slider.value = 0.0
-    assert out.outputs is not None
+    box_scores = rng.random(50)
+    box = threshold_explorer(y, box_scores)
+    slider, _ = box.children
+    for t in (0.9, 0.0, 0.37):
+        slider.value = t
+        hist, lines, matrix = plt.gcf().axes[:3]  # the figure this redraw made
+        now = threshold_metrics(y, box_scores, t)
+        assert matrix.get_title() == (
+            f"P {now['precision']:.2f}  R {now['recall']:.2f}  "
+            f"F1 {now['f1']:.2f}  acc {now['accuracy']:.2f}"
+        )
+        for ax in (hist, lines):  # the threshold marker moved to t
+            assert ax.lines[-1].get_xdata()[0] == pytest.approx(t)
+        plt.close("all")
     with pytest.raises(ValueError, match=r"\(N,\)"):
         threshold_explorer(y, rng.random(49))
