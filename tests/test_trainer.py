@@ -99,16 +99,22 @@ def _regression(n: int) -> TensorDataset:
     return TensorDataset(x, x @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("n_micro", [8, 7], ids=["full-groups", "trailing-partial-group"])
-def test_grad_accumulation_equals_the_big_batch(n_micro: int) -> None:
+@pytest.mark.parametrize(
+    ("n_micro", "short"),
+    [(8, 0), (7, 0), (8, 2)],
+    ids=["full-groups", "trailing-partial-group", "short-last-micro-batch"],
+)
+def test_grad_accumulation_equals_the_big_batch(n_micro: int, short: int) -> None:
     """k micro-batches of b examples (mean loss / k, summed) step like one batch of k*b.
 
     float64 and a model without batch-dependent layers, so the only difference between
     the two is the summation order. With 7 micro-batches and k = 4 the last group has 3
-    (divided by 3), which equals one step on those 3*b examples.
+    (divided by 3), which equals one step on those 3*b examples. With ``short`` examples
+    fewer, the last micro-batch has b - short: the last group (4, 4, 4, 2) must weight
+    each example by 1/14, as one batch of 14 does (1/4 per micro-batch would not).
     """
     b, k = 4, 4
-    data = _regression(n_micro * b)
+    data = _regression(n_micro * b - short)
     torch.manual_seed(0)
     accumulated = nn.Linear(3, 1).double()
     reference = nn.Linear(3, 1).double()

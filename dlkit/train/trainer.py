@@ -1,20 +1,25 @@
 """The training loop, built from PyTorch's own pieces and readable in one sitting.
 
 One optimizer step with gradient accumulation over a group of :math:`m` micro-batches
-(``m = grad_accum_steps``, fewer for a trailing partial group at the end of an epoch):
+(``m = grad_accum_steps``, fewer for a trailing partial group at the end of an epoch),
+micro-batch :math:`i` holding :math:`n_i` of the group's :math:`N = \\sum_i n_i` examples:
 
 .. math::
 
-    g = \\sum_{i=1}^{m} \\nabla_\\theta \\frac{L_i}{m}, \\qquad
+    g = \\sum_{i=1}^{m} \\frac{n_i}{N} \\nabla_\\theta L_i, \\qquad
     g \\leftarrow g \\cdot \\min\\!\\left(1, \\frac{c}{\\lVert g \\rVert_2}\\right), \\qquad
     \\theta \\leftarrow \\text{optimizer}(\\theta, g)
 
 where :math:`L_i` is micro-batch :math:`i`'s mean loss and :math:`c` is ``max_grad_norm``.
-With equal micro-batches of size :math:`b`, :math:`\\frac1m\\sum_i L_i` *is* the mean loss
-of the :math:`mb` examples, so the step equals one step on a batch of size :math:`mb`.
-A trailing group of :math:`r < m` micro-batches (when ``len(loader)`` is not a multiple
-of :math:`m`) is divided by :math:`r`, not :math:`m`, and stepped: every step averages
-the examples it saw and no batch is dropped.
+:math:`\\sum_i \\frac{n_i}{N} L_i` *is* the mean loss of the group's :math:`N` examples, so
+the step equals one step on that batch of :math:`N`. With equal micro-batches the weight
+is :math:`1/m`: each loss is divided by :math:`m` before ``backward()``. A short
+micro-batch (the last one of an epoch without ``drop_last``) makes the group's
+:math:`n_i` unequal; the group's gradient is then rescaled by :math:`m b / N` before the step,
+:math:`b` being the group's first micro-batch size. A trailing group of :math:`r < m`
+micro-batches (when ``len(loader)`` is not a multiple of :math:`m`, or a loader without
+``len()`` runs out) is stepped too: every step averages the examples it saw and no batch
+is dropped.
 
 Checkpoints (:meth:`Trainer.save_checkpoint`, or the ``Checkpoint`` callback) are written
 only between optimizer steps, never inside an accumulation group, and resume exactly:
@@ -168,6 +173,7 @@ class Trainer:
         batches, skip = self._epoch_iterator(loader, resume)
         n = len(loader) if hasattr(loader, "__len__") else None
         k, group_loss, pending, i = self.grad_accum_steps, 0.0, 0, skip - 1
+        first_size = group_size = 0  # the group's first micro-batch size and its examples
         show = self.progress and is_main_process()
         bar = tqdm(total=n, initial=skip, desc=f"epoch {self.epoch + 1}/{self.epochs}",
                    disable=not show, leave=True)  # fmt: skip
@@ -185,16 +191,22 @@ class Trainer:
                     self.model, self.loss_fn, inputs, targets, self._autocast(), where
                 )
                 value = check_loss(loss, inputs, where, self._describe_last_finite)
+                size = batch_size(targets)
+                first_size = size if pending == 0 else first_size
                 scaled = loss if m == 1 else loss / m  # skip a no-op division (and its backward)
+                if size != first_size:  # weight n_i / (m b); _reweight makes it n_i / N
+                    scaled = scaled * (size / first_size)
                 self.scaler.scale(scaled).backward()  # accumulates into .grad
             self._last_finite = [value, self.epoch, i]
             self._record(self._running, outputs, targets, value)
-            group_loss, pending = group_loss + value, pending + 1
+            group_loss, pending, group_size = group_loss + value, pending + 1, group_size + size
             bar.update(1)
             if last_in_group:
+                self._reweight(m * first_size, group_size)
                 self._step(i, where, logs={"loss": group_loss / pending})
-                group_loss, pending = 0.0, 0
-        if pending:  # a loader without len(): step the trailing partial group as it is
+                group_loss, pending, group_size = 0.0, 0, 0
+        if pending:  # a loader without len() ran out inside a group of m = k
+            self._reweight(k * first_size, group_size)
             self._step(i, partial(self._where, i, n), logs={"loss": group_loss / pending})
         row = self._epoch_row(val_loader)
         bar.set_postfix({key: f"{value:.4g}" for key, value in row.items()})
@@ -223,6 +235,18 @@ class Trainer:
             check_devices(self.model, batch, self.device, where)
             self._devices_checked = True
         return inputs, targets
+
+    def _reweight(self, weighted_as: int, examples: int) -> None:
+        """Turn a gradient averaged over ``weighted_as`` examples into one over ``examples``.
+
+        A no-op (the usual case) when the group's micro-batches were all full.
+        """
+        if weighted_as == examples or self.grad_accum_steps == 1:
+            return
+        factor = weighted_as / examples
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(factor)
 
     def _step(self, i: int, where: Callable[[], str], logs: dict[str, float]) -> None:
         """Clip (after unscaling), step the optimizer through the scaler, zero the gradients."""
