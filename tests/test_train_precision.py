@@ -52,6 +52,16 @@ def test_tf32_is_a_no_op_without_cuda() -> None:
     assert enable_tf32() is False
 
 
+def test_auto_picks_fp16_where_bf16_is_only_emulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A T4 or V100 answers is_bf16_supported() True by emulation; auto must not pick it."""
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation
+    )
+    assert resolve_precision("cuda", "auto") == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_precision("cuda", "auto") == "bf16"
+
+
 def test_compile_is_opt_in() -> None:
     model = nn.Linear(2, 2)
     assert maybe_compile(model, enabled=False) is model
@@ -59,7 +69,7 @@ def test_compile_is_opt_in() -> None:
 
 @needs_cuda
 def test_auto_on_cuda_prefers_bf16_and_scales_only_fp16() -> None:
-    expected = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    expected = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     assert resolve_precision("cuda", "auto") == expected
     assert grad_scaler("cuda", "fp16").is_enabled()
     assert not grad_scaler("cuda", "fp32").is_enabled()

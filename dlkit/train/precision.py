@@ -49,7 +49,8 @@ def resolve_precision(device: DeviceLike, precision: str = "auto") -> str:
     if precision == "auto":
         if device.type != "cuda":
             return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # Native bf16 only: pre-Ampere GPUs (T4, V100) emulate it, slower than fp16.
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(
             f"precision 'fp16' needs a CUDA GPU (float16 gradients underflow without a "
