@@ -15,11 +15,13 @@ from dlkit.grading.checks import (
 from dlkit.grading.forbid import forbid_calls
 from dlkit.grading.gradients import check_gradient, numerical_gradient
 from dlkit.grading.kernel import prepare_kernel
+from dlkit.grading.shortcuts import assert_no_shortcuts
 
 __all__ = [
     "CheckFailed",
     "assert_close",
     "assert_dtype",
+    "assert_no_shortcuts",
     "assert_raises",
     "assert_shape",
     "check_gradient",

@@ -14,6 +14,8 @@ Only look-ups through the replaced attribute are caught: ``F.relu(x)`` and
 ``torch.nn.functional.relu(x)`` are, but a name bound before the block
 (``from torch.nn.functional import relu``) and aliases at other paths (``torch.relu``;
 ``torch.Tensor.relu`` for ``x.relu()``) are not, so list every path a shortcut could take.
+Pair it with :func:`~dlkit.grading.shortcuts.assert_no_shortcuts`, which reads the
+answer's code and catches a shortcut bound under another name.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _message(target: str) -> str:
     return f"your answer called {target}; write it from primitive operations instead"
 
 
-def _resolve(target: str) -> tuple[object, str]:
+def _resolve(target: str, who: str = "forbid_calls") -> tuple[object, str]:
     """Split ``"numpy.linalg.inv"`` into (the ``numpy.linalg`` module, ``"inv"``).
 
     The longest prefix that imports is the module; the rest are attributes, so
@@ -40,9 +42,7 @@ def _resolve(target: str) -> tuple[object, str]:
     """
     parts = target.split(".")
     if len(parts) < 2 or not all(parts):
-        raise ValueError(
-            f"forbid_calls needs a dotted path like 'numpy.linalg.inv', got {target!r}"
-        )
+        raise ValueError(f"{who} needs a dotted path like 'numpy.linalg.inv', got {target!r}")
     owner: object = None
     for cut in range(len(parts) - 1, 0, -1):
         try:
@@ -51,13 +51,13 @@ def _resolve(target: str) -> tuple[object, str]:
             continue
         break
     else:
-        raise ValueError(f"forbid_calls: no module in {target!r} can be imported")
+        raise ValueError(f"{who}: no module in {target!r} can be imported")
     try:
         for attribute in parts[cut:-1]:
             owner = getattr(owner, attribute)
         getattr(owner, parts[-1])
     except AttributeError as exc:
-        raise ValueError(f"forbid_calls: {target!r} does not exist ({exc})") from exc
+        raise ValueError(f"{who}: {target!r} does not exist ({exc})") from exc
     return owner, parts[-1]
 
 
