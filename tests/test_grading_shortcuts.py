@@ -170,3 +170,7 @@ def test_mutually_recursive_helpers_terminate_and_are_searched():
 
     assert_no_shortcuts(ping, "json.loads")
     assert "(as '_dumps')" in failure(ping, "json.dumps")
+
+
+def test_a_lambda_answer_is_called_your_answer():
+    assert failure(lambda x: _dumps(x), "json.dumps").startswith("your answer uses json.dumps")

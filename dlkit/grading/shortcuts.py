@@ -142,7 +142,9 @@ def assert_no_shortcuts(
     if not targets and not banned_names:
         raise ValueError("assert_no_shortcuts needs at least one target or name")
     banned = _banned(targets)
-    shown = name or getattr(fn, "__name__", None) or repr(fn)
+    shown = name or getattr(fn, "__name__", "answer")
+    if shown == "<lambda>":
+        shown = "answer"
     start = [c for c in _unwrapped(fn) if isinstance(c, types.FunctionType)]
     if not start:
         raise ValueError(f"assert_no_shortcuts needs a Python function, got {fn!r}")
