@@ -7,10 +7,11 @@ A residual block learns a *correction* to its input instead of a whole new mappi
 
 where the shortcut :math:`S` is the identity when shapes agree and a *projection*
 (a strided :math:`1\times1` convolution and BatchNorm) when the block changes the number of
-channels or the resolution. Because :math:`\partial y/\partial x` contains the shortcut's
-Jacobian (the identity), gradients reach early layers undiminished, which lets very deep
-networks train. With ``zero_init_residual`` the last BatchNorm's scale :math:`\gamma` starts
-at 0, so :math:`F(x) = 0` and every block starts as :math:`\mathrm{ReLU}(S(x))`.
+channels or the resolution. With an identity shortcut,
+:math:`\partial y/\partial x = \operatorname{diag}(\mathrm{ReLU}'(F(x) + x))\,(\partial F/\partial x + I)`:
+the gradient has a path back that no weight matrix multiplies (only the ReLU's 0/1 mask),
+which lets very deep networks train. With ``zero_init_residual`` the last BatchNorm's
+scale :math:`\gamma` starts at 0, so :math:`F(x) = 0` and every block starts as :math:`\mathrm{ReLU}(S(x))`.
 
 The network: a 3×3 stem, stages of :class:`BasicBlock` (each stage after the first halves the
 resolution with stride 2 and projects the shortcut), global average pooling (so any image size
