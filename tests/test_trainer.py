@@ -328,6 +328,23 @@ def test_batch_of_the_wrong_shape_names_epoch_step_and_shapes() -> None:
     assert "mat1 and mat2" in str(error.value)
 
 
+def test_targets_the_loss_would_broadcast_are_an_error_not_a_warning() -> None:
+    """(B, 1) outputs against (B,) targets: MSELoss only warns and trains on a (B, B) mean."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    loader = [(torch.randn(8, 3), torch.randn(8))]
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.MSELoss(),
+                      device="cpu", progress=False)  # fmt: skip
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(
+        ValueError,
+        match=r"broadcast the targets .* at epoch 1/1, step 1/1: outputs float32 \(8, 1\) "
+        r"on cpu, targets float32 \(8,\)",
+    ):
+        trainer.fit(loader, epochs=1)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), before, strict=True))
+
+
 def test_targets_the_loss_rejects() -> None:
     loader = [(torch.randn(8, 4), torch.zeros(8, 3))]  # cross-entropy with 3 "classes"
     with pytest.raises(

@@ -4,7 +4,9 @@ Three mistakes otherwise surface as a cryptic error deep inside PyTorch, or as a
 quietly trains on nan:
 
 - the model's parameters and the batch on different devices (checked before the first step);
-- a batch whose shape the model or the loss rejects (the original error is chained);
+- a batch whose shape the model or the loss rejects (the original error is chained), or
+  targets that an element-wise loss would silently broadcast against the outputs (PyTorch
+  only warns: ``(B, 1)`` outputs against ``(B,)`` targets give a ``(B, B)`` difference);
 - a loss that becomes nan or inf (stopped *before* ``backward``, so the weights stay finite).
 
 ``where`` is a zero-argument function returning e.g. ``"epoch 2/5, step 7/32"``: the
@@ -13,7 +15,9 @@ message is only formatted when something is wrong, so the checks cost nothing pe
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -56,12 +60,16 @@ def forward(
     targets: Any,
     precision: AbstractContextManager[object],
     where: Where,
+    *,
+    check_broadcast: bool = False,
 ) -> tuple[Any, torch.Tensor]:
     """``outputs = model(inputs)`` and ``loss = loss_fn(outputs, targets)`` inside ``precision``.
 
     A ``RuntimeError`` from the model (or a ``RuntimeError``/``ValueError`` from the loss)
     is re-raised with the location and the batch's dtypes and shapes, chained to the
     original. Out-of-memory errors pass through unchanged: they are not about shapes.
+    With ``check_broadcast`` (the Trainer sets it on a fit's first batch), PyTorch's
+    "target size ... different to the input size" warning becomes a ``ValueError``.
     """
     with precision:
         try:
@@ -74,10 +82,20 @@ def forward(
                 f"targets {describe(targets)}. Does the batch have the shape the model "
                 f"expects? Original error: {_first_line(err)}"
             ) from err
+        strict = warnings.catch_warnings() if check_broadcast else contextlib.nullcontext()
         try:
-            loss = loss_fn(outputs, targets)
+            with strict:
+                if check_broadcast:
+                    warnings.filterwarnings("error", "Using a target size", UserWarning)
+                loss = loss_fn(outputs, targets)
         except torch.OutOfMemoryError:
             raise
+        except UserWarning as err:
+            raise ValueError(
+                f"the loss would broadcast the targets against the outputs at {where()}: "
+                f"outputs {describe(outputs)}, targets {describe(targets)}; reshape one to "
+                f"the other's shape (e.g. targets.unsqueeze(1)). PyTorch: {_first_line(err)}"
+            ) from err
         except (RuntimeError, ValueError) as err:
             raise RuntimeError(
                 f"the loss rejected the batch at {where()}: outputs {describe(outputs)}, "

@@ -182,13 +182,20 @@ class Trainer:
             m = k if n is None else min(k, n - start)
             last_in_group = i + 1 == start + m
             where = partial(self._where, i, n)  # formatted only if something goes wrong
+            first_batch = not self._devices_checked  # of this fit: check shapes once
             inputs, targets = self._split(move_to(batch, self.device), where)
             sync = contextlib.nullcontext()
             if not last_in_group and hasattr(self.model, "no_sync"):
                 sync = self.model.no_sync()  # DDP: all-reduce only on the group's last backward
             with sync:
                 outputs, loss = forward(
-                    self.model, self.loss_fn, inputs, targets, self._autocast(), where
+                    self.model,
+                    self.loss_fn,
+                    inputs,
+                    targets,
+                    self._autocast(),
+                    where,
+                    check_broadcast=first_batch,
                 )
                 value = check_loss(loss, inputs, where, self._describe_last_finite)
                 size = batch_size(targets)
