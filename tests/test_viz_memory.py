@@ -37,8 +37,18 @@ def test_plot_stacks_the_four_parts() -> None:
     assert sum(heights) == pytest.approx(est.total / 2**30)
 
 
-def test_explorer_redraws_when_a_slider_moves() -> None:
+def test_explorer_redraws_when_a_slider_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.pyplot as plt
+
+    import dlkit.viz.memory as viz_memory
+
+    drawn = []  # the estimate behind each redraw
+    monkeypatch.setattr(viz_memory, "plot_memory", lambda estimate, ax: drawn.append(estimate))
     widget = memory_explorer(d_model=256, n_layers=2, batch_size=2, seq_len=256)
     first_row = widget.children[0]
     first_row.children[1].value = 4  # layers
-    assert widget.children[2].outputs is not None
+    plt.close("all")
+    per_layer = 4 * 256**2 + 2 * 256 * 1024 + 9 * 256 + 1024  # d_ff = 4 d_model
+    assert len(drawn) == 2, "one drawing at creation, one after the slider moved"
+    assert drawn[1].n_params - drawn[0].n_params == 2 * per_layer
+    assert drawn[1].activations > drawn[0].activations
