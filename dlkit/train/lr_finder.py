@@ -67,8 +67,9 @@ class LRFinderResult:
         ax.axvline(self.suggestion, color="tab:red", linestyle="--",
                    label=f"suggested lr = {self.suggestion:.2g}")  # fmt: skip
         finite = self.smoothed[np.isfinite(self.smoothed)]
-        if finite.size:
-            low, first = finite.min(), finite[0]
+        raw = self.losses[np.isfinite(self.losses)]
+        if finite.size:  # from below the lowest loss to a little above the starting one
+            low, first = min(finite.min(), raw.min()), finite[0]
             ax.set_ylim(low - 0.1 * abs(first - low), first + 0.5 * abs(first - low) + 1e-12)
         ax.set(xlabel="learning rate", ylabel="loss", title="learning-rate range test")
         ax.legend()
