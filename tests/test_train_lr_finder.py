@@ -93,12 +93,12 @@ def test_stops_when_the_loss_blows_up_and_suggests_a_working_rate() -> None:
     model2 = _model()
     opt2 = torch.optim.SGD(model2.parameters(), lr=result.suggestion)
     x, y = _regression(256).tensors
-    first = float(nn.functional.mse_loss(model2(x), y))
+    first = nn.functional.mse_loss(model2(x), y).item()
     for _ in range(100):
         opt2.zero_grad()
         nn.functional.mse_loss(model2(x), y).backward()
         opt2.step()
-    assert float(nn.functional.mse_loss(model2(x), y)) < 0.01 * first
+    assert nn.functional.mse_loss(model2(x), y).item() < 0.01 * first
     result.plot()
 
 
