@@ -227,3 +227,38 @@ def test_two_cpu_ranks_match_one_process_on_the_same_global_batch(tmp_path: Path
     per_rank, _ = ddp_demo.train(replace(cfg, global_batch_size=32), torch.device("cpu"))
     gap = max((ddp_state[k] - v).abs().max().item() for k, v in per_rank.state_dict().items())
     assert gap > 1e-3, f"batch 32 and batch 64 should train differently (gap {gap:.3g})"
+
+
+def test_trainer_under_torchrun_matches_one_process(tmp_path: Path) -> None:
+    """The chapters' Trainer, unchanged, on 2 CPU ranks: same weights and history as one
+    process on the same global batches (grad_accum_steps=2, so DDP's no_sync and a short
+    last micro-batch, 24 of 32, are exercised); only rank 0 writes files."""
+    child = REPO / "tests" / "train_ddp_child.py"
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
+    env["OMP_NUM_THREADS"] = "1"
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_port", str(_free_port()), str(child), str(ddp),
+    ]  # fmt: skip
+    for argv, out in [(command, ddp), ([sys.executable, str(child), str(single)], single)]:
+        run = subprocess.Popen(argv, cwd=REPO, env=env, text=True, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            output, _ = run.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            output, _ = run.communicate()
+            pytest.fail(f"{argv} did not finish in 120 s:\n{output}")
+        assert run.returncode == 0, f"{argv} failed ({run.returncode}):\n{output}"
+        assert sorted(p.name for p in out.iterdir()) == ["history.json", "last.pt", "weights.pt"]
+    reports = {out.name: json.loads((out / "history.json").read_text()) for out in (ddp, single)}
+    assert reports["ddp"]["ddp"] and reports["ddp"]["world_size"] == 2
+    assert not reports["single"]["ddp"]
+    # float32 sums in another order (see the test above): rtol=1e-5, atol=1e-6.
+    weights = {out.name: torch.load(out / "weights.pt", weights_only=True) for out in (ddp, single)}
+    for name, value in weights["single"].items():
+        torch.testing.assert_close(weights["ddp"][name], value, rtol=1e-5, atol=1e-6)
+    history = {name: report["history"] for name, report in reports.items()}
+    assert history["ddp"].keys() == history["single"].keys() == {"loss", "lr"}
+    torch.testing.assert_close(history["ddp"]["loss"], history["single"]["loss"], rtol=1e-5, atol=0)
