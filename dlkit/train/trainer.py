@@ -12,14 +12,10 @@ micro-batch :math:`i` holding :math:`n_i` of the group's :math:`N = \\sum_i n_i`
 
 where :math:`L_i` is micro-batch :math:`i`'s mean loss and :math:`c` is ``max_grad_norm``.
 :math:`\\sum_i \\frac{n_i}{N} L_i` *is* the mean loss of the group's :math:`N` examples, so
-the step equals one step on that batch of :math:`N`. With equal micro-batches the weight
-is :math:`1/m`: each loss is divided by :math:`m` before ``backward()``. A short
-micro-batch (the last one of an epoch without ``drop_last``) makes the group's
-:math:`n_i` unequal; the group's gradient is then rescaled by :math:`m b / N` before the step,
-:math:`b` being the group's first micro-batch size. A trailing group of :math:`r < m`
-micro-batches (when ``len(loader)`` is not a multiple of :math:`m`, or a loader without
-``len()`` runs out) is stepped too: every step averages the examples it saw and no batch
-is dropped.
+the step equals one step on that batch. Equal micro-batches of :math:`b` weigh :math:`1/m`
+(each loss is divided by :math:`m`); after a short one (the last of an epoch without
+``drop_last``) the group's gradient is rescaled by :math:`mb/N`. A trailing group of
+:math:`r < m` micro-batches is stepped too: no batch is dropped.
 
 Checkpoints (:meth:`Trainer.save_checkpoint`, or the ``Checkpoint`` callback) are written
 only between optimizer steps, never inside an accumulation group, and resume exactly:
@@ -244,16 +240,11 @@ class Trainer:
         return inputs, targets
 
     def _reweight(self, weighted_as: int, examples: int) -> None:
-        """Turn a gradient averaged over ``weighted_as`` examples into one over ``examples``.
-
-        A no-op (the usual case) when the group's micro-batches were all full.
-        """
-        if weighted_as == examples or self.grad_accum_steps == 1:
-            return
-        factor = weighted_as / examples
-        for p in self.model.parameters():
-            if p.grad is not None:
-                p.grad.mul_(factor)
+        """Rescale a gradient averaged over ``weighted_as`` examples to one over ``examples``."""
+        if weighted_as != examples:  # only after a short micro-batch
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(weighted_as / examples)
 
     def _step(self, i: int, where: Callable[[], str], logs: dict[str, float]) -> None:
         """Clip (after unscaling), step the optimizer through the scaler, zero the gradients."""
