@@ -246,6 +246,20 @@ def test_live_plot_updates_one_figure_in_jupyter(monkeypatch) -> None:
     assert len(plot._figure.axes) == 2  # a loss panel and an acc panel
 
 
+def test_progress_bar_counts_the_batches_of_each_epoch(capsys) -> None:
+    import tqdm.auto
+
+    import dlkit.train.trainer
+
+    assert dlkit.train.trainer.tqdm is tqdm.auto.tqdm  # the notebook widget under Jupyter
+    model = _mlp()
+    trainer = Trainer(model, torch.optim.Adam(model.parameters()), nn.CrossEntropyLoss(),
+                      device="cpu", progress=True)  # fmt: skip
+    trainer.fit(_loaders()[0], epochs=2)  # 256 examples in batches of 32
+    bars = capsys.readouterr().err
+    assert "epoch 1/2" in bars and "epoch 2/2" in bars and "8/8" in bars
+
+
 def test_progress_bar_can_be_switched_off(capsys) -> None:
     _trainer(_mlp()).fit(*_loaders(), epochs=1)
     assert capsys.readouterr().err == ""
