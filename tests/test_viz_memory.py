@@ -20,9 +20,32 @@ def test_gpt2_small_needs_16_bytes_per_parameter_plus_activations() -> None:
     assert est.n_params == 124_439_808  # GPT-2 small with tied embeddings
     assert est.params == est.grads == 4 * est.n_params
     assert est.optimizer_state == 8 * est.n_params
-    assert est.total == 16 * est.n_params + est.activations
+    assert est.total == 16 * est.n_params + est.activations + est.loss_activations
+    assert est.loss_activations == 4 * 8 * 1024 * 50257 + 8 * 8 * 1024 + 4
     doubled = estimate_memory(GPT2, batch_size=16, seq_len=1024)
     assert doubled.activations > 1.9 * est.activations  # activations grow with the batch
+
+
+def test_loss_bytes_are_what_cross_entropy_saves() -> None:
+    """The estimate's loss part against the storages autograd saves in F.cross_entropy."""
+    import torch
+
+    from dlkit.train.memory import measure_saved_activation_bytes
+
+    class LossOnly(torch.nn.Module):  # logits as a parameter: only the loss's tensors count
+        def __init__(self, b: int, t: int, v: int) -> None:
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.randn(b * t, v))
+
+        def forward(self, targets: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.cross_entropy(self.logits, targets)
+
+    config = TransformerConfig(vocab_size=97, d_model=8, n_layers=1, n_heads=2, d_ff=16,
+                               max_seq_len=16)  # fmt: skip
+    b, t = 3, 16
+    targets = torch.randint(0, 97, (b * t,))
+    measured = measure_saved_activation_bytes(LossOnly(b, t, 97), targets)
+    assert estimate_memory(config, b, t).loss_activations == measured
 
 
 def test_bad_sizes_are_named() -> None:

@@ -29,14 +29,22 @@ class MemoryEstimate:
     grads: int
     optimizer_state: int
     activations: int
+    loss_activations: int = 0  # what cross-entropy saves: the (B, T, V) log-probabilities
 
     @property
     def total(self) -> int:
-        return self.params + self.grads + self.optimizer_state + self.activations
+        parts = (self.params, self.grads, self.optimizer_state, self.activations)
+        return sum(parts) + self.loss_activations
 
 
 def estimate_memory(config: TransformerConfig, batch_size: int, seq_len: int) -> MemoryEstimate:
-    """Params, grads and Adam state (16 bytes/param) plus the activations of one batch."""
+    """Params, grads and Adam state (16 bytes/param) plus the activations of one batch.
+
+    The blocks' activations are :func:`activation_bytes_transformer`'s; the loss adds what
+    ``F.cross_entropy`` saves for backward: the float32 log-softmax of the logits,
+    :math:`4BTV` bytes (1.5 GiB for GPT-2 at B = 8, T = 1024), the int64 targets
+    :math:`8BT` and a float32 total weight (4 bytes).
+    """
     if batch_size < 1 or not 1 <= seq_len <= config.max_seq_len:
         raise ValueError(
             f"need batch_size >= 1 and 1 <= seq_len <= max_seq_len={config.max_seq_len}, "
@@ -45,11 +53,12 @@ def estimate_memory(config: TransformerConfig, batch_size: int, seq_len: int) ->
     n = count_parameters(config)
     state = training_memory(n, optimizer="adam")
     activations = activation_bytes_transformer(config, batch_size, seq_len)
-    return MemoryEstimate(n, state.params, state.grads, state.optimizer_state, activations)
+    loss = 4 * batch_size * seq_len * config.vocab_size + 8 * batch_size * seq_len + 4
+    return MemoryEstimate(n, state.params, state.grads, state.optimizer_state, activations, loss)
 
 
 def plot_memory(estimate: MemoryEstimate, ax: Axes | None = None) -> Axes:
-    """One stacked bar (GiB) of the four parts, with lines at common GPU memory sizes."""
+    """One stacked bar (GiB) of the five parts, with lines at common GPU memory sizes."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4))
     parts = {
@@ -57,6 +66,7 @@ def plot_memory(estimate: MemoryEstimate, ax: Axes | None = None) -> Axes:
         "gradients": estimate.grads,
         "Adam m, v": estimate.optimizer_state,
         "activations": estimate.activations,
+        "loss (log-probs)": estimate.loss_activations,
     }
     bottom = 0.0
     for name, size in parts.items():
