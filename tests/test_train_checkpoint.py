@@ -175,6 +175,24 @@ def test_optimizer_mismatch(tmp_path) -> None:
         )
 
 
+def test_a_failed_load_leaves_model_and_optimizer_unchanged(tmp_path) -> None:
+    model, opt, sched = _trained()
+    _save(tmp_path / "adam.pt", model, opt, sched)
+    torch.manual_seed(1)
+    other = _model()
+    other_opt = torch.optim.SGD(other.parameters(), lr=0.1, momentum=0.9)
+    other(torch.randn(2, 3)).sum().backward()
+    other_opt.step()  # a momentum buffer to keep
+    weights = {k: v.clone() for k, v in other.state_dict().items()}
+    buffers = [s["momentum_buffer"].clone() for s in other_opt.state.values()]
+    with pytest.raises(CheckpointError, match="is SGD"):
+        load_checkpoint(tmp_path / "adam.pt", model=other, optimizer=other_opt)
+    for name, value in other.state_dict().items():
+        assert torch.equal(value, weights[name]), f"{name} changed by a failed load"
+    for state, before in zip(other_opt.state.values(), buffers, strict=True):
+        assert torch.equal(state["momentum_buffer"], before)
+
+
 @pytest.mark.parametrize(
     "make",
     [

@@ -25,6 +25,7 @@ objects is refused at load with a :class:`CheckpointError` that says so.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import pickle
 import uuid
@@ -163,14 +164,25 @@ def load_checkpoint(
     payload = _read(path, map_location)
     target = unwrap(model)
     _check_model(path, payload["model"], target)
-    target.load_state_dict(payload["model"])
-    _load_part(path, "optimizer", optimizer, payload)
-    _load_part(path, "scheduler", scheduler, payload)
-    if scaler is not None and payload.get("scaler") is not None:
-        try:
-            scaler.load_state_dict(payload["scaler"])
-        except RuntimeError as err:
-            raise CheckpointError(f"checkpoint {path}: gradient scaler state: {err}") from err
+    # All or nothing: if the optimizer, scheduler or scaler part does not fit, put back
+    # what was already loaded, so a failed load leaves the objects as they were.
+    parts = {"model": target, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    before = {
+        name: copy.deepcopy(obj.state_dict()) for name, obj in parts.items() if obj is not None
+    }
+    try:
+        target.load_state_dict(payload["model"])
+        _load_part(path, "optimizer", optimizer, payload)
+        _load_part(path, "scheduler", scheduler, payload)
+        if scaler is not None and payload.get("scaler") is not None:
+            try:
+                scaler.load_state_dict(payload["scaler"])
+            except RuntimeError as err:
+                raise CheckpointError(f"checkpoint {path}: gradient scaler state: {err}") from err
+    except CheckpointError:
+        for name, state in before.items():
+            parts[name].load_state_dict(state)
+        raise
     if restore_rng:
         set_rng_state(payload["rng"])
     keys = ("epoch", "step", "global_step", "history", "extra", "rng", "torch_version")
