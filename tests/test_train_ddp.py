@@ -262,3 +262,29 @@ def test_trainer_under_torchrun_matches_one_process(tmp_path: Path) -> None:
     history = {name: report["history"] for name, report in reports.items()}
     assert history["ddp"].keys() == history["single"].keys() == {"loss", "lr"}
     torch.testing.assert_close(history["ddp"]["loss"], history["single"]["loss"], rtol=1e-5, atol=0)
+
+
+@pytest.mark.slow
+def test_a_nan_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
+    """Rank 1's loss turns nan; rank 0 must stop at the same step instead of waiting in the
+    next all-reduce until the process group times out."""
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
+    env.update(OMP_NUM_THREADS="1", NAN_ON_RANK="1")
+    logs = tmp_path / "logs"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_port", str(_free_port()), "--log-dir", str(logs), "--tee", "3",
+        str(REPO / "tests" / "train_ddp_child.py"), str(tmp_path / "out"),
+    ]  # fmt: skip
+    run = subprocess.Popen(command, cwd=REPO, env=env, text=True, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        output, _ = run.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        output, _ = run.communicate()
+        pytest.fail(f"a rank kept waiting after another rank's nan:\n{output}")
+    assert run.returncode != 0
+    errors = {p.parent.name: p.read_text() for p in logs.rglob("stderr.log")}
+    assert "loss is nan at epoch 1/3" in errors["1"], output
+    assert "nan or inf on another data-parallel rank at epoch 1/3" in errors["0"], output

@@ -7,6 +7,9 @@ micro-batches per optimizer step and a ``Checkpoint`` callback; only rank 0 writ
     torchrun --nproc_per_node N tests/train_ddp_child.py OUT   # N ranks
     python tests/train_ddp_child.py OUT                        # one process
 
+With ``NAN_ON_RANK=r`` in the environment, rank ``r``'s loss turns nan at its third batch:
+every rank must then stop with a ``FloatingPointError`` instead of waiting for rank ``r``.
+
 The per-rank batch is the global batch (64) divided by the number of ranks, so every
 optimizer step averages the same examples however many processes run.
 """
@@ -38,6 +41,21 @@ from dlkit.train.distributed import is_distributed
 CONFIG = DemoConfig(samples=240, global_batch_size=64, epochs=3)
 
 
+def _loss_fn():
+    """MSE, or with NAN_ON_RANK set an MSE that turns nan on that rank's third batch."""
+    nan_rank = os.environ.get("NAN_ON_RANK")
+    if nan_rank is None or int(nan_rank) != int(os.environ.get("RANK", "0")):
+        return nn.functional.mse_loss
+    calls = []
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        value = nn.functional.mse_loss(outputs, targets)
+        return value * float("nan") if len(calls) == 3 else value
+
+    return loss
+
+
 def main(out: Path) -> None:
     launched = "RANK" in os.environ
     if launched:
@@ -48,7 +66,7 @@ def main(out: Path) -> None:
     trainer = Trainer(
         model,
         torch.optim.SGD(model.parameters(), lr=CONFIG.lr),
-        nn.functional.mse_loss,
+        _loss_fn(),
         device="cpu",
         grad_accum_steps=2,  # under DDP: no_sync on the first micro-batch of each group
         callbacks=[Checkpoint(out)],

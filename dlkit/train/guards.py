@@ -7,7 +7,8 @@ quietly trains on nan:
 - a batch whose shape the model or the loss rejects (the original error is chained), or
   targets that an element-wise loss would silently broadcast against the outputs (PyTorch
   only warns: ``(B, 1)`` outputs against ``(B,)`` targets give a ``(B, B)`` difference);
-- a loss that becomes nan or inf (stopped *before* ``backward``, so the weights stay finite).
+- a loss that becomes nan or inf (stopped *before* ``backward``, so the weights stay finite;
+  under data parallelism on every rank at the same step).
 
 ``where`` is a zero-argument function returning e.g. ``"epoch 2/5, step 7/32"``: the
 message is only formatted when something is wrong, so the checks cost nothing per batch.
@@ -23,9 +24,11 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from dlkit.train.batches import describe, tensors_in
+from dlkit.train.distributed import is_distributed
 
 Where = Callable[[], str]
 
@@ -116,8 +119,13 @@ def check_loss(loss: Any, inputs: Any, where: Where, last_finite: Callable[[], s
             f"it returned {describe(loss)}"
         )
     value = loss.item()
-    if math.isfinite(value):
+    if _finite_on_every_rank(loss, math.isfinite(value)):
         return value
+    if math.isfinite(value):
+        raise FloatingPointError(
+            f"the loss is nan or inf on another data-parallel rank at {where()} (this "
+            f"rank's loss is {value}); every rank stops together. See that rank's error."
+        )
     bad_input = any(not t.isfinite().all() for t in tensors_in(inputs) if t.is_floating_point())
     raise FloatingPointError(
         f"the loss is {value} at {where()}; {last_finite()}. "
@@ -125,6 +133,20 @@ def check_loss(loss: Any, inputs: Any, where: Where, last_finite: Callable[[], s
         + "The weights were not updated with it. Try a lower learning rate, max_grad_norm, "
         "or check the data."
     )
+
+
+def _finite_on_every_rank(loss: torch.Tensor, finite_here: bool) -> bool:
+    """Whether the loss is finite on all ranks (just here when not distributed).
+
+    Under DDP a nan on one rank must stop every rank at the same step: a rank that stopped
+    alone would leave the others waiting in the next gradient all-reduce until it times
+    out. One tiny all-reduce per step is the price.
+    """
+    if not is_distributed():
+        return finite_here
+    flag = torch.tensor([0.0 if finite_here else 1.0], device=loss.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return flag.item() == 0.0
 
 
 def _first_line(err: BaseException) -> str:
