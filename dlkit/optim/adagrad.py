@@ -11,14 +11,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from dlkit.optim.hyperparameters import check_hyperparameters
+from dlkit.optim.base import CheckedOptimizer, evaluate_closure
 
 __all__ = ["Adagrad"]
 
 
-class Adagrad(Optimizer):
+class Adagrad(CheckedOptimizer):
     r"""AdaGrad (Duchi, Hazan and Singer, 2011), diagonal version.
 
     For each parameter :math:`\theta` with gradient :math:`g_t`, learning rate :math:`\eta`,
@@ -69,21 +68,12 @@ class Adagrad(Optimizer):
             "eps": eps,
             "maximize": maximize,
         }
-        check_hyperparameters(defaults)
         super().__init__(params, defaults)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group, checking its own options as strictly as the defaults."""
-        check_hyperparameters({**self.defaults, **param_group})
-        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Update every parameter that has a gradient; return ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
 
         for group in self.param_groups:
             weight_decay, eps = group["weight_decay"], group["eps"]

@@ -13,14 +13,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from dlkit.optim.hyperparameters import check_hyperparameters
+from dlkit.optim.base import CheckedOptimizer, evaluate_closure
 
 __all__ = ["Adam", "AdamW"]
 
 
-class Adam(Optimizer):
+class Adam(CheckedOptimizer):
     r"""Adam (Kingma and Ba, 2015), with optional AMSGrad and L2 or decoupled weight decay.
 
     For each parameter :math:`\theta` with gradient :math:`g_t`, learning rate :math:`\eta`,
@@ -90,21 +89,12 @@ class Adam(Optimizer):
             "maximize": maximize,
             "decoupled_weight_decay": decoupled_weight_decay,
         }
-        check_hyperparameters(defaults)
         super().__init__(params, defaults)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group, checking its own options as strictly as the defaults."""
-        check_hyperparameters({**self.defaults, **param_group})
-        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Update every parameter that has a gradient; return ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
 
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]

@@ -13,14 +13,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from dlkit.optim.hyperparameters import check_hyperparameters
+from dlkit.optim.base import CheckedOptimizer, evaluate_closure
 
 __all__ = ["RMSprop"]
 
 
-class RMSprop(Optimizer):
+class RMSprop(CheckedOptimizer):
     r"""RMSprop (Hinton, Lecture 6e, 2012), with Graves' (2013) centered variant.
 
     For each parameter :math:`\theta` with gradient :math:`g_t`, learning rate :math:`\eta`,
@@ -87,21 +86,12 @@ class RMSprop(Optimizer):
             "centered": centered,
             "maximize": maximize,
         }
-        check_hyperparameters(defaults)
         super().__init__(params, defaults)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group, checking its own options as strictly as the defaults."""
-        check_hyperparameters({**self.defaults, **param_group})
-        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Update every parameter that has a gradient; return ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
 
         for group in self.param_groups:
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]

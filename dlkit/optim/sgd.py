@@ -12,14 +12,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from dlkit.optim.hyperparameters import check_hyperparameters
+from dlkit.optim.base import CheckedOptimizer, evaluate_closure
 
 __all__ = ["SGD"]
 
 
-class SGD(Optimizer):
+class SGD(CheckedOptimizer):
     r"""Stochastic gradient descent, optionally with momentum and weight decay.
 
     For each parameter :math:`\theta` with gradient :math:`g_t = \nabla_\theta L(\theta_{t-1})`
@@ -78,21 +77,12 @@ class SGD(Optimizer):
             "nesterov": nesterov,
             "maximize": maximize,
         }
-        check_hyperparameters(defaults)
         super().__init__(params, defaults)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group, checking its own options as strictly as the defaults."""
-        check_hyperparameters({**self.defaults, **param_group})
-        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Update every parameter that has a gradient; return ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
 
         for group in self.param_groups:
             lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
