@@ -123,3 +123,30 @@ def test_bad_arguments() -> None:
     bad = lambda out, y: out.sum() * math.nan  # noqa: E731
     with pytest.raises(FloatingPointError, match="first step"):
         lr_range_test(model, opt, bad, loader, device="cpu", progress=False)
+
+
+class _CountingLoader:
+    """Two fresh batches per pass; counts the passes started (itertools.cycle would start one)."""
+
+    def __init__(self, batches: int = 2) -> None:
+        self.batches, self.passes = batches, 0
+        x, y = _regression(16).tensors
+        self.x, self.y = x, y
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self.passes += 1
+        for _ in range(self.batches):
+            yield self.x.clone(), self.y.clone()
+
+
+def test_a_short_loader_is_iterated_again_not_cached() -> None:
+    loader = _CountingLoader()
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    result = lr_range_test(model, opt, nn.functional.mse_loss, loader, start_lr=1e-4,
+                           end_lr=1e-3, num_steps=5, device="cpu", progress=False)  # fmt: skip
+    assert len(result.lrs) == 5
+    assert loader.passes == 3  # batches 1-2, 3-4, 5: a new pass each time one ends
+    with pytest.raises(ValueError, match="no batches"):
+        lr_range_test(model, opt, nn.functional.mse_loss, _CountingLoader(batches=0),
+                      num_steps=3, device="cpu", progress=False)  # fmt: skip

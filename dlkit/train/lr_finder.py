@@ -20,16 +20,15 @@ The loss first barely moves (the rate is too small), then falls, then blows up (
 large). The run stops early once :math:`\\hat L_k > d \\cdot \\min_{j \\le k} \\hat L_j`
 (``diverge_factor`` :math:`d`) or a loss is not finite. :func:`suggest_lr` proposes the
 rate where :math:`\\hat L` falls fastest per unit of :math:`\\log \\eta` (measured over a
-decade, before the minimum of :math:`\\hat L`). The model and optimizer are restored afterwards, so the
-test costs time but changes nothing.
+decade, before the minimum of :math:`\\hat L`). The model and optimizer are restored
+afterwards, so the test costs time but changes nothing.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -74,6 +73,24 @@ class LRFinderResult:
         ax.set(xlabel="learning rate", ylabel="loss", title="learning-rate range test")
         ax.legend()
         return ax
+
+
+def _passes(loader: Iterable[Any]) -> Iterator[Any]:
+    """Batches of ``loader``, pass after pass, without keeping any of them.
+
+    ``itertools.cycle`` would store every batch of the first pass to replay it; this
+    starts a fresh iteration of ``loader`` whenever one ends instead.
+
+    Raises:
+        ValueError: if a pass over ``loader`` yields no batch.
+    """
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("loader yielded no batches; the LR range test needs at least one")
 
 
 def smooth_losses(losses: Iterable[float], beta: float = 0.9) -> np.ndarray:
@@ -133,7 +150,8 @@ def lr_range_test(
     """Run the range test (see the module docstring) and return what it measured.
 
     ``loader`` yields ``(inputs, targets)`` batches as for the
-    :class:`~dlkit.train.Trainer`; it is cycled if shorter than ``num_steps``. Every
+    :class:`~dlkit.train.Trainer`; if it runs out before ``num_steps`` it is iterated
+    again (a new pass, reshuffled if the loader shuffles; no batch is kept). Every
     parameter group gets the same rate :math:`\\eta_k`. With ``restore`` (the default)
     the model's and optimizer's states are put back afterwards.
     """
@@ -152,7 +170,7 @@ def lr_range_test(
     was_training = model.training
     model.train()
     try:
-        batches = itertools.cycle(loader)
+        batches = _passes(loader)
         for k in tqdm(range(num_steps), desc="LR range test", disable=not progress):
             for group in optimizer.param_groups:
                 group["lr"] = float(lrs[k])
