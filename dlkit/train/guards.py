@@ -28,7 +28,6 @@ import torch.distributed as dist
 from torch import nn
 
 from dlkit.train.batches import describe, tensors_in
-from dlkit.train.distributed import is_distributed
 
 Where = Callable[[], str]
 
@@ -107,11 +106,18 @@ def forward(
     return outputs, loss
 
 
-def check_loss(loss: Any, inputs: Any, where: Where, last_finite: Callable[[], str]) -> float:
+def check_loss(
+    loss: Any,
+    inputs: Any,
+    where: Where,
+    last_finite: Callable[[], str],
+    distributed: bool = False,
+) -> float:
     """The loss as a Python float; ``FloatingPointError`` if it is nan or inf.
 
     ``last_finite()`` describes the previous finite loss for the message. Reading the value
     costs one host-device sync per batch on a GPU: the price of never training on nan.
+    ``distributed``: data-parallel training, where every rank must stop together.
     """
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
         raise ValueError(
@@ -119,13 +125,15 @@ def check_loss(loss: Any, inputs: Any, where: Where, last_finite: Callable[[], s
             f"it returned {describe(loss)}"
         )
     value = loss.item()
-    if _finite_on_every_rank(loss, math.isfinite(value)):
-        return value
-    if math.isfinite(value):
+    finite = math.isfinite(value)
+    # A collective: under data parallelism every rank calls it at every step.
+    if distributed and not _finite_on_every_rank(loss, finite) and finite:
         raise FloatingPointError(
             f"the loss is nan or inf on another data-parallel rank at {where()} (this "
             f"rank's loss is {value}); every rank stops together. See that rank's error."
         )
+    if finite:
+        return value
     bad_input = any(not t.isfinite().all() for t in tensors_in(inputs) if t.is_floating_point())
     raise FloatingPointError(
         f"the loss is {value} at {where()}; {last_finite()}. "
@@ -136,14 +144,12 @@ def check_loss(loss: Any, inputs: Any, where: Where, last_finite: Callable[[], s
 
 
 def _finite_on_every_rank(loss: torch.Tensor, finite_here: bool) -> bool:
-    """Whether the loss is finite on all ranks (just here when not distributed).
+    """Whether the loss is finite on all ranks of the process group.
 
     Under DDP a nan on one rank must stop every rank at the same step: a rank that stopped
     alone would leave the others waiting in the next gradient all-reduce until it times
     out. One tiny all-reduce per step is the price.
     """
-    if not is_distributed():
-        return finite_here
     flag = torch.tensor([0.0 if finite_here else 1.0], device=loss.device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return flag.item() == 0.0

@@ -40,7 +40,7 @@ from dlkit.train.batches import batch_size, move_to
 from dlkit.train.callbacks import Callback, LRSchedulerCallback
 from dlkit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dlkit.train.device import DeviceLike, get_device
-from dlkit.train.distributed import is_main_process
+from dlkit.train.distributed import is_distributed, is_main_process
 from dlkit.train.guards import check_devices, check_loss, forward, split_batch
 from dlkit.train.metrics import RunningMeans
 from dlkit.train.precision import autocast, grad_scaler, resolve_precision
@@ -171,6 +171,8 @@ class Trainer:
         k, group_loss, pending, i = self.grad_accum_steps, 0.0, 0, skip - 1
         first_size = group_size = 0  # the group's first micro-batch size and its examples
         show = self.progress and is_main_process()
+        distributed = is_distributed()  # once per epoch, not per step
+        ddp = hasattr(self.model, "no_sync")
         bar = tqdm(total=n, initial=skip, desc=f"epoch {self.epoch + 1}/{self.epochs}",
                    disable=not show, leave=True)  # fmt: skip
         for i, batch in enumerate(batches, start=skip):
@@ -181,7 +183,7 @@ class Trainer:
             first_batch = not self._devices_checked  # of this fit: check shapes once
             inputs, targets = self._split(move_to(batch, self.device), where)
             sync = contextlib.nullcontext()
-            if not last_in_group and hasattr(self.model, "no_sync"):
+            if not last_in_group and ddp:
                 sync = self.model.no_sync()  # DDP: all-reduce only on the group's last backward
             with sync:
                 outputs, loss = forward(
@@ -193,7 +195,7 @@ class Trainer:
                     where,
                     check_broadcast=first_batch,
                 )
-                value = check_loss(loss, inputs, where, self._describe_last_finite)
+                value = check_loss(loss, inputs, where, self._describe_last_finite, distributed)
                 size = batch_size(targets)
                 first_size = size if pending == 0 else first_size
                 scaled = loss if m == 1 else loss / m  # skip a no-op division (and its backward)
@@ -201,7 +203,7 @@ class Trainer:
                     scaled = scaled * (size / first_size)
                 self.scaler.scale(scaled).backward()  # accumulates into .grad
             self._last_finite = [value, self.epoch, i]
-            self._record(self._running, outputs, targets, value)
+            self._record(self._running, outputs, targets, value, size)
             group_loss, pending, group_size = group_loss + value, pending + 1, group_size + size
             bar.update(1)
             if last_in_group:
@@ -276,12 +278,14 @@ class Trainer:
         return f"the last finite loss was {value:.6g} at epoch {int(epoch) + 1}, step {int(i) + 1}"
 
     # ---------------------------------------------------------------- metrics
-    def _record(self, running: RunningMeans, outputs: Any, targets: Any, loss: float) -> None:
+    def _record(
+        self, running: RunningMeans, outputs: Any, targets: Any, loss: float, size: int
+    ) -> None:
         values = {
             "loss": loss,
             **{name: float(fn(outputs, targets)) for name, fn in self.metrics.items()},
         }
-        running.add(batch_size(targets), values)
+        running.add(size, values)
 
     def _epoch_row(self, val_loader: Iterable[Any] | None) -> dict[str, float]:
         row = self._running.means(self.device)
@@ -319,7 +323,7 @@ class Trainer:
                     outputs, loss = forward(
                         self.model, self.loss_fn, inputs, targets, self._autocast(), where
                     )
-                    self._record(running, outputs, targets, float(loss))
+                    self._record(running, outputs, targets, float(loss), batch_size(targets))
             return running.means(self.device)
         finally:
             self.model.train(was_training)
