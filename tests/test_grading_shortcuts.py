@@ -174,3 +174,17 @@ def test_mutually_recursive_helpers_terminate_and_are_searched():
 
 def test_a_lambda_answer_is_called_your_answer():
     assert failure(lambda x: _dumps(x), "json.dumps").startswith("your answer uses json.dumps")
+
+
+def test_a_decorated_answer_is_read_through_its_decorators() -> None:
+    # Decorators from another module (here torch's) have globals of their own: the check
+    # must read the learner's innermost function, not the decorator's wrapper.
+    torch = pytest.importorskip("torch")
+
+    @torch.no_grad()
+    def answer(x):
+        return _dumps(x)
+
+    with pytest.raises(CheckFailed, match=r"uses json\.dumps \(as '_dumps'\)"):
+        assert_no_shortcuts(answer, "json.dumps")
+    assert_no_shortcuts(torch.no_grad()(clean), "json.dumps")  # a decorated clean answer

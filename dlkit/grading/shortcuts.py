@@ -148,7 +148,9 @@ def assert_no_shortcuts(
     start = [c for c in _unwrapped(fn) if isinstance(c, types.FunctionType)]
     if not start:
         raise ValueError(f"assert_no_shortcuts needs a Python function, got {fn!r}")
-    todo: list[types.FunctionType] = start[:1]
+    # The innermost function is the learner's code; outer layers are decorators such as
+    # @torch.no_grad() (and torch.optim's profiling hook around Optimizer.step).
+    todo: list[types.FunctionType] = start[-1:]
     seen: set[int] = set()
     while todo:
         function = todo.pop()
