@@ -30,3 +30,15 @@ def test_a_learners_own_run_is_untouched() -> None:
     before = warnings.showwarning
     assert prepare_kernel({}) is False
     assert warnings.showwarning is before
+
+
+def test_under_nbgrader_widgets_get_a_silent_comm(monkeypatch: pytest.MonkeyPatch) -> None:
+    comm = pytest.importorskip("comm")
+    widgets = pytest.importorskip("ipywidgets")
+    monkeypatch.setattr(comm, "create_comm", comm.create_comm)  # restored afterwards
+    assert prepare_kernel({"NBGRADER_EXECUTION": "validate"}) is True
+    slider = widgets.IntSlider(value=1)
+    seen: list[int] = []
+    slider.observe(lambda change: seen.append(change["new"]), names="value")
+    slider.value = 5
+    assert isinstance(slider.comm, comm.DummyComm) and seen == [5]  # callbacks still run
