@@ -16,7 +16,7 @@ from dlkit.train.ddp import (
     unwrap_model,
     wrap_model,
 )
-from dlkit.train.device import describe_device, get_device, mps_available
+from dlkit.train.device import describe_device, get_device, mps_available, one_thread
 from dlkit.train.distributed import is_main_process, rank, world_size
 from dlkit.train.live_plot import LivePlot, in_notebook
 from dlkit.train.lr_finder import LRFinderResult, lr_range_test
@@ -53,6 +53,7 @@ __all__ = [
     "maybe_compile",
     "move_to",
     "mps_available",
+    "one_thread",
     "rank",
     "rng_state",
     "save_checkpoint",

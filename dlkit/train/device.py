@@ -6,6 +6,9 @@ computed at import time, so the same notebook runs on a laptop CPU and on a GPU.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 DeviceLike = str | torch.device
@@ -68,3 +71,18 @@ def describe_device(device: DeviceLike) -> str:
     if device.type == "mps":
         return "mps (Apple GPU)"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(1)``, then restore the previous count.
+
+    For small models on a CPU, threads mostly wait on each other, and on a busy machine
+    two threads can be far slower than one (a tiny training loop here ran 150x slower).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

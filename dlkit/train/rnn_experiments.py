@@ -16,8 +16,6 @@ extra threads only add synchronisation, which is slow on a busy or 2-core machin
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from dlkit.nn.recurrent import GRU, LSTM
+from dlkit.train.device import one_thread
 
 CellKind = Literal["rnn", "lstm", "gru"]
 
@@ -76,17 +75,6 @@ class RunResult:
     losses: list[float] = field(default_factory=list)  # training loss per step
     grad_norms: list[float] = field(default_factory=list)  # global norm before clipping
     test_loss: float = math.nan
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(1)``, then restore the previous count."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:

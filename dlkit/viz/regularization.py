@@ -21,8 +21,7 @@ and the confusion matrix move with :math:`t`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,6 +35,7 @@ from torch import nn
 
 from dlkit.nn.dropout import Dropout
 from dlkit.scratch.metrics import confusion_matrix, precision_recall_f1
+from dlkit.train.device import one_thread
 
 __all__ = [
     "RegularizedFit",
@@ -112,21 +112,6 @@ class RegularizedFit:
     val_acc: float
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one CPU thread, then restore the previous count.
-
-    For a model this small, threads only wait on each other: on a busy 2-core machine
-    one thread trained 150 times faster than two.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _loss_and_acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     logits = model(x).squeeze(1)  # (N,)
     loss = nn.functional.binary_cross_entropy_with_logits(logits, y)
@@ -158,7 +143,7 @@ def fit_moons_mlp(
     xt, yt = torch.as_tensor(x_train), torch.as_tensor(y_train, dtype=torch.float32)
     xv, yv = torch.as_tensor(x_val), torch.as_tensor(y_val, dtype=torch.float32)
     recorded: list[tuple[int, float, float]] = []
-    with torch.random.fork_rng(devices=[]), _one_thread():
+    with torch.random.fork_rng(devices=[]), one_thread():
         torch.manual_seed(seed)
         model = build_dropout_mlp(hidden, dropout)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -178,7 +163,7 @@ def fit_moons_mlp(
                         (step, _loss_and_acc(model, xt, yt)[0], _loss_and_acc(model, xv, yv)[0])
                     )
     model.eval()
-    with torch.no_grad(), _one_thread():
+    with torch.no_grad(), one_thread():
         train_acc, val_acc = _loss_and_acc(model, xt, yt)[1], _loss_and_acc(model, xv, yv)[1]
     table = np.array(recorded)  # (R, 3): step, train loss, val loss
     return RegularizedFit(model, table[:, 0], table[:, 1], table[:, 2], train_acc, val_acc)
