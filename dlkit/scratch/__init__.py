@@ -6,6 +6,14 @@ modules is that no framework does the work. The autograd engine, layers, conv, R
 and attention land here chapter by chapter.
 """
 
+from dlkit.scratch.attention import (
+    AttentionCache,
+    MultiHeadSelfAttentionCache,
+    attention_backward,
+    attention_forward,
+    multi_head_self_attention_backward,
+    multi_head_self_attention_forward,
+)
 from dlkit.scratch.conv import (
     col2im,
     conv2d_backward,
@@ -67,10 +75,12 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "AttentionCache",
     "GradcheckError",
     "GradcheckResult",
     "GradientFlow",
     "Linear",
+    "MultiHeadSelfAttentionCache",
     "PermutationImportance",
     "RMSprop",
     "ScratchOptimizer",
@@ -78,6 +88,8 @@ __all__ = [
     "Value",
     "accuracy_score",
     "assert_gradcheck",
+    "attention_backward",
+    "attention_forward",
     "avg_pool2d",
     "avg_pool2d_backward",
     "clip_grad_norm",
@@ -99,6 +111,8 @@ __all__ = [
     "kfold_indices",
     "max_pool2d",
     "max_pool2d_backward",
+    "multi_head_self_attention_backward",
+    "multi_head_self_attention_forward",
     "permutation_importance",
     "precision_recall_f1",
     "precision_score",
