@@ -106,6 +106,57 @@ def test_clip_grad_norm_matches_torch(max_norm: float) -> None:
         clip_grad_norm(grads, 0.0)
 
 
+def _torch_clip(grads: dict[str, np.ndarray], max_norm: float) -> tuple[list[np.ndarray], float]:
+    """torch.nn.utils.clip_grad_norm_ on copies of ``grads``: (clipped grads, total norm)."""
+    tensors = [torch.zeros(g.shape, dtype=torch.from_numpy(g).dtype, requires_grad=True)
+               for g in grads.values()]  # fmt: skip
+    for p, g in zip(tensors, grads.values(), strict=True):
+        p.grad = torch.from_numpy(g.copy())
+    norm = torch.nn.utils.clip_grad_norm_(tensors, max_norm, error_if_nonfinite=False)
+    return [p.grad.numpy() for p in tensors], float(norm)
+
+
+@pytest.mark.parametrize(
+    "case", ["finite", "small", "nan", "inf", "-inf", "overflow64", "overflow32", "float32"]
+)
+def test_clip_grad_norm_matches_torch_for_finite_nan_and_inf_norms(case: str) -> None:
+    rng = np.random.default_rng(3)
+    grads = {"w": rng.normal(size=(3, 4)), "b": rng.normal(size=5)}
+    bad = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "overflow64": 1e200}
+    if case in bad:
+        grads["w"][1, 2] = bad[case]
+    elif case == "small":
+        grads = {k: 1e-3 * g for k, g in grads.items()}  # below max_norm: left as it is
+    elif case in ("overflow32", "float32"):
+        grads = {k: g.astype(np.float32) for k, g in grads.items()}
+        if case == "overflow32":
+            grads["b"][0] = 1e20  # its square overflows float32 (torch's norm is inf too)
+    before = {k: g.copy() for k, g in grads.items()}
+    clipped, norm = clip_grad_norm(grads, 1.0)
+    ref_grads, ref_norm = _torch_clip(grads, 1.0)
+    np.testing.assert_allclose(norm, ref_norm, rtol=1e-6 if case == "float32" else 1e-12)
+    for mine, ref, original in zip(clipped.values(), ref_grads, grads.values(), strict=True):
+        assert mine.dtype == ref.dtype == original.dtype
+        # assert_allclose counts nan == nan, so where torch gives nan ours must too
+        np.testing.assert_allclose(mine, ref, rtol=1e-6 if case == "float32" else 1e-12)
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], before[k])  # the input is left alone
+    # What torch does, spelled out (so a change in torch shows up here too):
+    if case == "nan":  # the factor is nan: every gradient becomes nan
+        assert np.isnan(norm) and all(np.isnan(g).all() for g in clipped.values())
+    elif case in ("inf", "-inf", "overflow64", "overflow32"):  # the factor is 0
+        assert norm == np.inf
+        assert all(np.nanmax(np.abs(g)) == 0.0 for g in clipped.values())
+        assert np.isnan(clipped["w"][1, 2]) == (case in ("inf", "-inf"))  # inf * 0 = nan
+    else:
+        assert np.isfinite(norm) and all(np.isfinite(g).all() for g in clipped.values())
+    if np.isfinite(norm):
+        clip_grad_norm(grads, 1.0, error_if_nonfinite=True)  # no error
+    else:
+        with pytest.raises(ValueError, match=r"total gradient norm is (nan|inf)"):
+            clip_grad_norm(grads, 1.0, error_if_nonfinite=True)
+
+
 def test_bad_shapes_raise_clear_errors() -> None:
     params, x, h0, _ = _problem(3, 2, 3, 4, seed=0)
     with pytest.raises(ValueError, match=r"x must have shape \(T, B, D=3\)"):

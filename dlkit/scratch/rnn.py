@@ -178,7 +178,7 @@ def rnn_backward(
 
 
 def clip_grad_norm(
-    grads: dict[str, np.ndarray], max_norm: float
+    grads: dict[str, np.ndarray], max_norm: float, *, error_if_nonfinite: bool = False
 ) -> tuple[dict[str, np.ndarray], float]:
     r"""Rescale all gradients together when their global norm exceeds ``max_norm``.
 
@@ -189,14 +189,31 @@ def clip_grad_norm(
 
     exactly as ``torch.nn.utils.clip_grad_norm_``: the direction of the whole gradient is
     kept, only its length is capped. Returns ``(clipped copies, norm before clipping)``.
+
+    A non-finite norm is handled as PyTorch does (checked against torch 2.13): the factor
+    is computed all the same and multiplies every gradient. A ``nan`` norm gives a ``nan``
+    factor (the minimum propagates ``nan``), so *every* clipped gradient is ``nan``; an
+    ``inf`` norm (an ``inf`` entry, or squares overflowing) gives the factor 0, so finite
+    entries become 0 and infinite ones ``nan``. The returned norm says which happened.
+    With ``error_if_nonfinite=True`` a non-finite norm raises ``ValueError`` instead
+    (torch raises ``RuntimeError``).
     """
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
     if not grads:
         raise ValueError("clip_grad_norm needs at least one gradient")
-    total = float(np.sqrt(sum(float(np.sum(np.square(g))) for g in grads.values())))
-    factor = min(1.0, max_norm / (total + 1e-6))
-    return {name: g * factor for name, g in grads.items()}, total
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and nan are results here
+        # Each array's norm in its own dtype, then the norm of the norms, as torch does (so
+        # float32 squares overflow to inf where torch's do).
+        norms = np.array([np.sqrt(np.sum(np.square(g))) for g in grads.values()])
+        total = float(np.sqrt(np.sum(np.square(norms))))
+        if error_if_nonfinite and not np.isfinite(total):
+            raise ValueError(
+                f"the total gradient norm is {total}, so it cannot be clipped; pass "
+                "error_if_nonfinite=False to scale the gradients by the non-finite norm anyway"
+            )
+        factor = float(np.minimum(1.0, max_norm / (total + 1e-6)))  # nan stays nan, as torch
+        return {name: g * factor for name, g in grads.items()}, total
 
 
 class GradientFlow(NamedTuple):
