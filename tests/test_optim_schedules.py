@@ -5,6 +5,7 @@ on scripted metric sequences."""
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import warnings
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import torch
 from torch.optim import lr_scheduler as tsched
 
 import dlkit.optim as dopt
+import dlkit.optim.lr_scheduler as dsched
 from dlkit.train import LRSchedulerCallback
 
 STEPS = 150
@@ -300,3 +302,32 @@ def test_one_cycle_needs_momentum_to_cycle() -> None:
     with pytest.raises(ValueError, match="cycle_momentum"):
         dopt.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
     dopt.OneCycleLR(optimizer, max_lr=0.1, total_steps=10, cycle_momentum=False)
+
+
+def _is_schedule(obj: object) -> bool:
+    return isinstance(obj, type) and issubclass(obj, tsched.LRScheduler | tsched.ReduceLROnPlateau)
+
+
+def test_lr_scheduler_namespace_re_exports_the_same_objects() -> None:
+    from dlkit.optim import lr_scheduler
+
+    assert lr_scheduler is dsched is dopt.lr_scheduler
+    assert lr_scheduler.__doc__ and dsched.__all__ == sorted(dsched.__all__)
+    for name in dsched.__all__:
+        assert getattr(dsched, name) is getattr(dopt, name), f"{name} is a copy, not a re-export"
+    schedules = {name for name in dopt.__all__ if _is_schedule(getattr(dopt, name))}
+    assert schedules == set(dsched.__all__), "every dlkit.optim schedule, and only those"
+
+
+def test_lr_scheduler_names_are_torchs_where_the_schedule_is_torchs() -> None:
+    # The schedules whose sequences are checked against torch's above (and ReduceLROnPlateau).
+    same = {(ours, theirs) for ours, theirs, _ in SAME_AS_TORCH}
+    same.add((dopt.ReduceLROnPlateau, tsched.ReduceLROnPlateau))
+    for ours, theirs in same:
+        assert getattr(dsched, ours.__name__) is ours
+        assert getattr(tsched, ours.__name__) is theirs, f"torch calls {ours.__name__} otherwise"
+        ours_args = list(inspect.signature(ours).parameters)
+        assert ours_args == list(inspect.signature(theirs).parameters), ours.__name__
+    own = set(dsched.__all__) - {ours.__name__ for ours, _ in same}
+    assert own == {"ClosedFormSchedule", "WarmupCosine"}
+    assert not own & set(dir(tsched)), "a dlkit-only schedule must not borrow a torch name"

@@ -6,9 +6,11 @@ Optimizers: :class:`SGD`, :class:`Adagrad`, :class:`RMSprop`, :class:`Adam`, :cl
 with PyTorch's constructor arguments and trajectories. Schedules: :class:`StepLR`,
 :class:`MultiStepLR`, :class:`ExponentialLR`, :class:`CosineAnnealingLR`,
 :class:`WarmupCosine`, :class:`OneCycleLR` and :class:`ReduceLROnPlateau`, with PyTorch's
-learning-rate sequences where PyTorch has the same schedule.
+learning-rate sequences where PyTorch has the same schedule. The schedules are also
+importable under PyTorch's path, ``dlkit.optim.lr_scheduler.<Name>`` (the same objects).
 """
 
+from dlkit.optim import lr_scheduler
 from dlkit.optim.adagrad import Adagrad
 from dlkit.optim.adam import Adam, AdamW
 from dlkit.optim.one_cycle import OneCycleLR
@@ -38,4 +40,5 @@ __all__ = [
     "ReduceLROnPlateau",
     "StepLR",
     "WarmupCosine",
+    "lr_scheduler",
 ]
