@@ -7,6 +7,7 @@ Subpackages, one job each (they mirror PyTorch's layout):
 - ``dlkit.optim``: optimizers and learning-rate schedules;
 - ``dlkit.train``: GPU-aware training helpers (device choice, ...);
 - ``dlkit.data``: offline datasets (nothing is ever downloaded);
+- ``dlkit.text``: tokenization (byte-level BPE trained from scratch; pure Python);
 - ``dlkit.viz``: matplotlib plots and ipywidgets explorers;
 - ``dlkit.grading``: checks used inside graded notebook cells;
 - ``dlkit.instructor``: the nbgrader pipeline behind the ``dlkit`` command line.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dlkit"
-SUBPACKAGES = ["scratch", "nn", "optim", "train", "data", "viz", "grading", "instructor"]
+SUBPACKAGES = ["scratch", "nn", "optim", "train", "data", "text", "viz", "grading", "instructor"]
 
 
 @pytest.mark.parametrize("name", ["dlkit", *(f"dlkit.{s}" for s in SUBPACKAGES)])
