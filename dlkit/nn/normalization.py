@@ -1,6 +1,6 @@
-r"""Batch and layer normalization from primitive tensor operations.
+r"""Batch, layer and RMS normalization from primitive tensor operations.
 
-Both standardize activations and then apply a learned affine map, elementwise
+Batch and layer norm standardize activations and then apply a learned affine map, elementwise
 
 .. math:: \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}}, \qquad y = \gamma\,\hat x + \beta,
 
@@ -13,10 +13,14 @@ and differ in *which* elements share :math:`\mu, \sigma^2`:
 * **Layer norm** (:class:`LayerNorm`) averages each example over its last feature axes.
   It never looks at other examples, so it behaves the same in training and evaluation
   and works for a batch of one.
+* **RMS norm** (:class:`RMSNorm`) is layer norm without the centring: it divides by the
+  root mean square :math:`\sqrt{\frac1n\sum_k x_k^2 + \varepsilon}` and scales by
+  :math:`\gamma` (no :math:`\beta`). One statistic fewer; many recent Transformers use it.
 
 :math:`\sigma^2` is the *biased* variance (divide by the count :math:`n`). Gradients come
 from autograd through these operations; the tests compare forward, backward and the
-running statistics with ``torch.nn.BatchNorm1d`` and ``torch.nn.LayerNorm``.
+running statistics with ``torch.nn.BatchNorm1d``, ``torch.nn.LayerNorm`` and
+``torch.nn.RMSNorm``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["BatchNorm1d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "LayerNorm", "RMSNorm"]
 
 
 class BatchNorm1d(nn.Module):
@@ -195,6 +199,64 @@ class LayerNorm(nn.Module):
             y = y * self.weight
         if self.bias is not None:
             y = y + self.bias
+        return y
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
+
+
+class RMSNorm(nn.Module):
+    r"""Root-mean-square normalization over the last axes, like ``torch.nn.RMSNorm``.
+
+    For ``normalized_shape`` :math:`S` and :math:`n = \prod S`, each example is divided by
+    its root mean square (no mean is subtracted, no bias is added):
+
+    .. math::
+
+        \mathrm{RMS}(x) = \sqrt{\frac1n \sum_k x_k^2 + \varepsilon}, \qquad
+        y_k = \gamma_k \frac{x_k}{\mathrm{RMS}(x)} .
+
+    ``eps=None`` (PyTorch's default) means :math:`\varepsilon` = ``torch.finfo(x.dtype).eps``
+    of the input's dtype (``2.2e-16`` in float64, ``1.2e-7`` in float32), chosen at call time.
+    """
+
+    def __init__(
+        self,
+        normalized_shape: int | Sequence[int],
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+    ) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+        self.normalized_shape = tuple(int(s) for s in shape)
+        if not self.normalized_shape or min(self.normalized_shape) < 1:
+            raise ValueError(f"normalized_shape must be positive sizes, got {normalized_shape}")
+        if eps is not None and not eps > 0:
+            raise ValueError(f"eps must be > 0 or None, got {eps}")
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        if elementwise_affine:
+            self.weight = nn.Parameter(torch.ones(self.normalized_shape))  # γ, shape S
+        else:
+            self.register_parameter("weight", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(..., *normalized_shape)``, floating point; returns the same shape."""
+        k = len(self.normalized_shape)
+        if x.dim() < k or tuple(x.shape[-k:]) != self.normalized_shape:
+            raise ValueError(
+                f"RMSNorm{self.normalized_shape} expects input of shape "
+                f"(..., {', '.join(map(str, self.normalized_shape))}), got {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"RMSNorm expects a floating-point input, got {x.dtype}")
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        dims = tuple(range(-k, 0))  # the trailing axes
+        mean_square = x.square().mean(dim=dims, keepdim=True)  # (..., 1, ..., 1)
+        y = x * torch.rsqrt(mean_square + eps)  # (..., *S)
+        if self.weight is not None:
+            y = y * self.weight
         return y
 
     def extra_repr(self) -> str:
