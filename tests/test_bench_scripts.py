@@ -53,3 +53,48 @@ def test_gpu_precision_says_not_measured_without_cuda(tmp_path: Path) -> None:
     text = (tmp_path / "gpu_precision.md").read_text()
     assert "**Not measured**: no CUDA device" in text
     assert json.loads((tmp_path / "gpu_precision.json").read_text())["results"] == []
+
+
+@pytest.mark.slow
+def test_attention_bench_compares_three_implementations(tmp_path: Path) -> None:
+    run_script("attention.py", "--lengths", "8", "16", "--batch", "1", "--heads", "2",
+               "--head-dim", "4", "--repeat", "1", "--steps", "1", "--warmup", "0",
+               "--out", str(tmp_path))  # fmt: skip
+    report = json.loads((tmp_path / "attention.json").read_text())
+    assert [r["T"] for r in report["results"]] == [8, 16]
+    for r in report["results"]:
+        assert set(r["max_relative_difference"]) == {"dlkit.nn", "numpy", "torch"}
+        assert max(r["max_relative_difference"].values()) < 1e-4  # the same computation
+        assert r["ratio_dlkit_vs_torch"] > 0 and r["saved_bytes"]["numpy"] > 0
+    assert set(report["scaling"]["time"]) == {"dlkit.nn", "numpy", "torch"}
+    assert "dlkit.nn vs NumPy vs torch" in (tmp_path / "attention.md").read_text()
+
+
+@pytest.mark.slow
+def test_kv_cache_bench_compares_both_decoding_paths(tmp_path: Path) -> None:
+    run_script("kv_cache.py", "--tiny", "--lengths", "24", "40", "--prompt", "8", "--repeat",
+               "2", "--warmup", "0", "--out", str(tmp_path))  # fmt: skip
+    report = json.loads((tmp_path / "kv_cache.json").read_text())
+    assert [r["total_length"] for r in report["results"]] == [24, 40]
+    for r in report["results"]:
+        assert r["same_tokens"] and r["new_tokens"] == r["total_length"] - 8
+        assert set(r["median_tokens_per_s"]) == {"cached", "recompute"}
+        assert len(r["seconds"]["cached"]) == len(r["seconds"]["recompute"]) == 2
+        assert r["speedup"] == pytest.approx(
+            r["median_tokens_per_s"]["cached"] / r["median_tokens_per_s"]["recompute"]
+        )
+    text = (tmp_path / "kv_cache.md").read_text()
+    assert "KV-cache decoding" in text and "not assessed" in text  # T = 256 was not run
+
+
+def test_bpe_bench_compares_both_trainers(tmp_path: Path) -> None:
+    run_script("bpe.py", "--corpus-bytes", "20000", "--vocab-size", "300", "--repeat", "1",
+               "--out", str(tmp_path))  # fmt: skip
+    report = json.loads((tmp_path / "bpe.json").read_text())
+    result = report["result"]
+    assert report["settings"]["RAYON_NUM_THREADS"] == "1"  # the Rust side runs on one core
+    assert 19_000 <= result["corpus"]["bytes"] <= 20_000
+    assert result["merges"] == {"dlkit": 44, "tokenizers": 44}
+    assert result["agreement"]["identical_with_hf_byte_numbering"]
+    assert result["agreement"]["tokens_dlkit"] > 0 and result["ratio_train"] > 0
+    assert "dlkit.text vs Hugging Face tokenizers" in (tmp_path / "bpe.md").read_text()

@@ -9,6 +9,7 @@ import torch; :meth:`ArraySplits.datasets` does, when asked.
 from dlkit.data.cifar import CIFAR10_CLASSES, load_cifar10, read_cifar10, read_cifar10_batch
 from dlkit.data.digits import load_digits
 from dlkit.data.mnist import MNIST_FILES, load_mnist, read_idx, read_mnist
+from dlkit.data.seq2seq import Seq2SeqTask, exact_match, make_seq2seq_task
 from dlkit.data.sequences import (
     DatasetSplits,
     adding_problem,
@@ -29,13 +30,16 @@ __all__ = [
     "CharBlocks",
     "CharVocab",
     "DatasetSplits",
+    "Seq2SeqTask",
     "adding_problem",
     "char_splits",
     "copy_task",
+    "exact_match",
     "load_cifar10",
     "load_digits",
     "load_mnist",
     "load_shapes",
+    "make_seq2seq_task",
     "make_shapes",
     "noisy_sine",
     "read_cifar10",

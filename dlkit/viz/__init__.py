@@ -7,6 +7,14 @@ from dlkit.viz.activations import (
     plot_activation_gallery,
     plot_gradient_norms,
 )
+from dlkit.viz.attention import (
+    attention_explorer,
+    attention_heatmap,
+    collect_attention,
+    plot_accuracy_by_length,
+    plot_attention_cost,
+    plot_attention_heads,
+)
 from dlkit.viz.conv import (
     conv_explorer,
     feature_maps,
@@ -33,12 +41,16 @@ from dlkit.viz.rnn import (
     plot_training_curves,
 )
 from dlkit.viz.schedules import schedule_explorer, schedule_values
+from dlkit.viz.tokenizer import show_tokens, tokenizer_explorer
 
 __all__ = [
     "activation_curve",
     "activation_explorer",
+    "attention_explorer",
+    "attention_heatmap",
     "backprop_stepper",
     "backprop_steps",
+    "collect_attention",
     "conv_explorer",
     "descent_explorer",
     "descent_path",
@@ -52,8 +64,11 @@ __all__ = [
     "loss_explorer",
     "memory_explorer",
     "optimizer_race",
+    "plot_accuracy_by_length",
     "plot_activation",
     "plot_activation_gallery",
+    "plot_attention_cost",
+    "plot_attention_heads",
     "plot_confusion_matrix",
     "plot_decision_boundary",
     "plot_descent",
@@ -70,5 +85,7 @@ __all__ = [
     "saliency",
     "schedule_explorer",
     "schedule_values",
+    "show_tokens",
     "threshold_explorer",
+    "tokenizer_explorer",
 ]
