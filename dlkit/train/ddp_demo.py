@@ -188,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             report["config"] = asdict(cfg)
             (out / "losses.json").write_text(json.dumps(report, indent=2) + "\n")
             print(f"rank {rank()} wrote weights.pt and losses.json to {out}", flush=True)
+        if under_torchrun:
+            # Leave the group together: a rank that tore down gloo while rank 0 was still
+            # writing aborted ("terminate called without an active exception") on a busy machine.
+            torch.distributed.barrier()
     finally:
         destroy_process_group()
     return 0
