@@ -33,6 +33,26 @@ from torch import nn
 __all__ = ["BatchNorm1d", "LayerNorm", "RMSNorm"]
 
 
+def _normalized_shape(normalized_shape: int | Sequence[int]) -> tuple[int, ...]:
+    """``normalized_shape`` as a tuple of positive sizes (LayerNorm's and RMSNorm's argument)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+    sizes = tuple(int(s) for s in shape)
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"normalized_shape must be positive sizes, got {normalized_shape}")
+    return sizes
+
+
+def _check_trailing_shape(x: torch.Tensor, shape: tuple[int, ...], layer: str) -> int:
+    """Raise unless ``x`` ends in ``shape``; returns the number of trailing axes."""
+    k = len(shape)
+    if x.dim() < k or tuple(x.shape[-k:]) != shape:
+        raise ValueError(
+            f"{layer}{shape} expects input of shape "
+            f"(..., {', '.join(map(str, shape))}), got {tuple(x.shape)}"
+        )
+    return k
+
+
 class BatchNorm1d(nn.Module):
     r"""Batch normalization over ``(N, C)`` or ``(N, C, L)`` inputs, like ``torch.nn.BatchNorm1d``.
 
@@ -167,10 +187,7 @@ class LayerNorm(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
-        self.normalized_shape = tuple(int(s) for s in shape)
-        if not self.normalized_shape or min(self.normalized_shape) < 1:
-            raise ValueError(f"normalized_shape must be positive sizes, got {normalized_shape}")
+        self.normalized_shape = _normalized_shape(normalized_shape)
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps}")
         self.eps, self.elementwise_affine = eps, elementwise_affine
@@ -185,12 +202,7 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(..., *normalized_shape)``; returns the same shape."""
-        k = len(self.normalized_shape)
-        if tuple(x.shape[-k:]) != self.normalized_shape or x.dim() < k:
-            raise ValueError(
-                f"LayerNorm{self.normalized_shape} expects input of shape "
-                f"(..., {', '.join(map(str, self.normalized_shape))}), got {tuple(x.shape)}"
-            )
+        k = _check_trailing_shape(x, self.normalized_shape, "LayerNorm")
         dims = tuple(range(-k, 0))  # the trailing axes
         mean = x.mean(dim=dims, keepdim=True)  # (..., 1, ..., 1)
         var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)  # biased: ÷ n
@@ -229,10 +241,7 @@ class RMSNorm(nn.Module):
         elementwise_affine: bool = True,
     ) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
-        self.normalized_shape = tuple(int(s) for s in shape)
-        if not self.normalized_shape or min(self.normalized_shape) < 1:
-            raise ValueError(f"normalized_shape must be positive sizes, got {normalized_shape}")
+        self.normalized_shape = _normalized_shape(normalized_shape)
         if eps is not None and not eps > 0:
             raise ValueError(f"eps must be > 0 or None, got {eps}")
         self.eps, self.elementwise_affine = eps, elementwise_affine
@@ -243,12 +252,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(..., *normalized_shape)``, floating point; returns the same shape."""
-        k = len(self.normalized_shape)
-        if x.dim() < k or tuple(x.shape[-k:]) != self.normalized_shape:
-            raise ValueError(
-                f"RMSNorm{self.normalized_shape} expects input of shape "
-                f"(..., {', '.join(map(str, self.normalized_shape))}), got {tuple(x.shape)}"
-            )
+        k = _check_trailing_shape(x, self.normalized_shape, "RMSNorm")
         if not x.is_floating_point():
             raise TypeError(f"RMSNorm expects a floating-point input, got {x.dtype}")
         eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
