@@ -58,6 +58,7 @@ from tqdm import tqdm
 
 from dlkit.nn.attention import scaled_dot_product_attention
 from dlkit.scratch.attention import attention_backward, attention_forward
+from dlkit.train.memory import saved_tensor_bytes
 
 BENCH = Path(__file__).resolve().parent
 TOLERANCE = 1e-4  # relative to the largest entry, float32: different summation orders
@@ -116,17 +117,8 @@ def numpy_runner(inputs: dict[str, torch.Tensor]) -> Callable[[], tuple[np.ndarr
 def saved_bytes_torch(fn: Callable[..., torch.Tensor], inputs: dict[str, torch.Tensor]) -> int:
     """Bytes of the distinct storages autograd saves for the backward of ``fn``."""
     q, k, v = (inputs[n].clone().requires_grad_(True) for n in ("q", "k", "v"))
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn(q, k, v)
-    del out
-    return sum(storages.values())
+    _, nbytes = saved_tensor_bytes(lambda: fn(q, k, v))
+    return nbytes
 
 
 def saved_bytes_numpy(inputs: dict[str, torch.Tensor]) -> tuple[int, int]:

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from dlkit.data.seq2seq import EOS_ID, PAD_ID, make_seq2seq_task
-from dlkit.train.attention_cost import attention_cost, kv_cache_speedup, saved_tensor_bytes
+from dlkit.train.attention_cost import attention_cost, kv_cache_speedup
+from dlkit.train.memory import saved_tensor_bytes
 from dlkit.train.seq2seq_training import (
     GRUSeq2Seq,
     evaluate_seq2seq,

@@ -15,7 +15,7 @@ memory grows as :math:`T^2`, the GRU's as :math:`T`. The GRU's :math:`T` steps r
 after another, while attention's :math:`T^2` work is a few large matrix products, so for
 moderate :math:`T` attention can be faster in seconds although it does more arithmetic.
 
-Memory is *measured*, not estimated: :func:`saved_tensor_bytes` runs the forward pass
+Memory is *measured*, not estimated: :func:`~dlkit.train.memory.saved_tensor_bytes` runs the forward pass
 under ``torch.autograd.graph.saved_tensors_hooks`` and adds up the bytes of every distinct
 storage autograd keeps for the backward pass (parameters excluded), so the numbers are
 exact and the same on every run. Times are the median of ``repeats`` timed runs after one
@@ -39,37 +39,14 @@ from dlkit.nn.attention import MultiHeadAttention
 from dlkit.nn.transformer import DecoderOnlyLM
 from dlkit.nn.transformer_blocks import TransformerStackConfig
 from dlkit.train.device import one_thread
+from dlkit.train.memory import saved_tensor_bytes
 
 __all__ = [
     "AttentionCost",
     "KVCacheSpeed",
     "attention_cost",
     "kv_cache_speedup",
-    "saved_tensor_bytes",
 ]
-
-
-def saved_tensor_bytes(
-    forward: Callable[[], Tensor], *, exclude: Sequence[Tensor] = ()
-) -> tuple[Tensor, int]:
-    """Run ``forward()`` and count the bytes autograd saves for its backward pass.
-
-    Every tensor autograd packs is attributed to its storage; each distinct storage counts
-    once (views of one buffer do not count twice), and storages of ``exclude`` (e.g. the
-    parameters) not at all. Returns ``(output, bytes)``.
-    """
-    skip = {t.untyped_storage().data_ptr() for t in exclude}
-    seen: dict[int, int] = {}
-
-    def pack(t: Tensor) -> Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in skip:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = forward()
-    return out, sum(seen.values())
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:

@@ -189,12 +189,14 @@ def activation_bytes_transformer(
     return config.n_layers * per_layer + ids + final
 
 
-def measure_saved_activation_bytes(model: nn.Module, *inputs: Tensor) -> int:
-    """Run ``model(*inputs)`` and sum the bytes autograd saves for backward.
+def saved_tensor_bytes(
+    forward: Callable[[], Tensor], *, exclude: Iterable[Tensor] = ()
+) -> tuple[Tensor, int]:
+    """Run ``forward()`` and count the bytes autograd saves for its backward pass.
 
-    ``torch.autograd.graph.saved_tensors_hooks`` sees every tensor saved for backward; distinct
-    storages are counted once (q, k, v views share one) and parameters are left out (they are
-    counted by ``measure_param_bytes``).
+    ``torch.autograd.graph.saved_tensors_hooks`` sees every tensor saved for backward. Each
+    distinct storage counts once (q, k, v views of one buffer do not count three times), and
+    the storages of ``exclude`` (e.g. the parameters) not at all. Returns ``(output, bytes)``.
     """
     saved: list[Tensor] = []
 
@@ -203,9 +205,16 @@ def measure_saved_activation_bytes(model: nn.Module, *inputs: Tensor) -> int:
         return t
 
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(*inputs)
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    return _storage_bytes(saved, exclude=params)
+        out = forward()
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    return out, _storage_bytes(saved, exclude=skip)
+
+
+def measure_saved_activation_bytes(model: nn.Module, *inputs: Tensor) -> int:
+    """Run ``model(*inputs)`` and sum the bytes autograd saves for backward, parameters left
+    out (they are counted by ``measure_param_bytes``)."""
+    _, nbytes = saved_tensor_bytes(lambda: model(*inputs), exclude=model.parameters())
+    return nbytes
 
 
 def peak_cuda_memory(fn: Callable[[], object], device: torch.device | str = "cuda") -> int | None:
@@ -234,5 +243,6 @@ __all__ = [
     "measure_param_bytes",
     "measure_saved_activation_bytes",
     "peak_cuda_memory",
+    "saved_tensor_bytes",
     "training_memory",
 ]
