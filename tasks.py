@@ -5,6 +5,9 @@
                               and open JupyterLab on them
     python3 tasks.py test     install everything for testing into .venv and run all tests
                               (extra arguments go to pytest, e.g. `-k grade`)
+    python3 tasks.py build corpus       rebuild the shipped text corpus and its token files
+    python3 tasks.py build checkpoint   retrain the shipped pretrained GPT (tens of minutes)
+                              (maintainers only: both rewrite files under dlkit/assets/)
 
 Standard library only, so it runs on a fresh Python 3.11. Both commands install with
 the exact pins in constraints.txt (CPU PyTorch, the same versions on every machine) and
@@ -70,13 +73,27 @@ def test(pytest_args: list[str]) -> int:
     return done.returncode
 
 
+BUILDS = {"corpus": "tools/build_corpus.py", "checkpoint": "tools/build_checkpoint.py"}
+
+
+def build(args: list[str]) -> int:
+    """Rebuild a shipped asset folder with its script in tools/ (extra arguments go to it)."""
+    if not args or args[0] not in BUILDS:
+        print(f"usage: python3 tasks.py build {{{'|'.join(BUILDS)}}} [options]")
+        return 2
+    install("dev")
+    return subprocess.run([str(PYTHON), BUILDS[args[0]], *args[1:]], cwd=ROOT).returncode
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"course", "test"}:
+    if not argv or argv[0] not in {"course", "test", "build"}:
         print(__doc__)
         return 2
     if argv[0] == "course":
         course()
         return 0
+    if argv[0] == "build":
+        return build(argv[1:])
     return test(argv[1:])
 
 
