@@ -98,3 +98,18 @@ def test_bpe_bench_compares_both_trainers(tmp_path: Path) -> None:
     assert result["agreement"]["identical_with_hf_byte_numbering"]
     assert result["agreement"]["tokens_dlkit"] > 0 and result["ratio_train"] > 0
     assert "dlkit.text vs Hugging Face tokenizers" in (tmp_path / "bpe.md").read_text()
+
+
+def test_token_sampler_bench_times_old_and_new_loaders(tmp_path: Path) -> None:
+    run_script("token_sampler.py", "--smoke", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "token_sampler.json").read_text())
+    result = report["result"]
+    assert report["settings"]["tokens"] == 5000 and report["settings"]["threads"] == 1
+    for side in ("old, stride 1", "old, stride T", "new"):
+        assert result[side]["first"]["median"] > 0 and result[side]["steady"]["median"] > 0
+    assert set(result["ratio_first_batch"]) == {"old, stride 1", "old, stride T"}
+    assert result["short_batches_old_stride_T"] == {
+        "windows": 312, "batches": 63, "last_batch_size": 2
+    }  # fmt: skip
+    text = (tmp_path / "token_sampler.md").read_text()
+    assert "old CharBlocks loader vs random_window_loader" in text
