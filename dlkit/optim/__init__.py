@@ -14,6 +14,7 @@ from dlkit.optim import lr_scheduler
 from dlkit.optim.adagrad import Adagrad
 from dlkit.optim.adam import Adam, AdamW
 from dlkit.optim.one_cycle import OneCycleLR
+from dlkit.optim.param_groups import weight_decay_groups
 from dlkit.optim.plateau import ReduceLROnPlateau
 from dlkit.optim.rmsprop import RMSprop
 from dlkit.optim.schedules import (
@@ -41,4 +42,5 @@ __all__ = [
     "StepLR",
     "WarmupCosine",
     "lr_scheduler",
+    "weight_decay_groups",
 ]
