@@ -31,7 +31,7 @@ import torch
 from machine_info import describe_machine, load_average, machine_info
 from torch import Tensor, nn
 
-from dlkit.nn import GPT, ResNet, ResNetConfig, TransformerConfig
+from dlkit.nn import GPT, GPTConfig, ResNet, ResNetConfig
 from dlkit.train import autocast, enable_tf32, get_device, seed_everything
 
 BENCH = Path(__file__).resolve().parent
@@ -51,10 +51,9 @@ class Workload:
 
 
 def gpt_workload(batch: int, seq_len: int, d_model: int = 512, n_layers: int = 6) -> Workload:
-    config = TransformerConfig(
-        vocab_size=4096, d_model=d_model, n_layers=n_layers, n_heads=8, d_ff=4 * d_model,
-        max_seq_len=seq_len,
-    )  # fmt: skip
+    config = GPTConfig.gpt2(
+        vocab_size=4096, d_model=d_model, n_layers=n_layers, n_heads=8, max_len=seq_len
+    )  # GPT-2 design, fused kernels (kernels="torch")
 
     def make_batch(device: torch.device) -> tuple[Tensor, Tensor]:
         g = torch.Generator().manual_seed(0)

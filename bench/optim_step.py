@@ -11,9 +11,9 @@ order rotating from round to round so drift and other load fall on all alike; th
 reports the median (and min) time per step over rounds.
 
 Models (float32, CPU): ``mlp``, a ``dlkit.nn.build_mlp`` 256→512×5→10 MLP (12 tensors,
-1.19 M parameters, mostly large matrices) and ``gpt``, a small ``dlkit.nn`` GPT (4 layers,
-d_model 128, 52 tensors, 0.83 M parameters, many of them small vectors, where per-tensor
-overhead shows). Gradients are random and fixed (set once), so only the update is timed.
+1.19 M parameters, mostly large matrices) and ``gpt``, a small ``dlkit.nn.GPT`` (GPT-2
+design, 4 layers, d_model 128, 52 tensors, 0.83 M parameters, many of them small vectors,
+where per-tensor overhead shows). Gradients are random and fixed (set once), so only the update is timed.
 
 Fairness is checked, not assumed: every implementation takes the same number of steps from
 the same weights with the same gradients, so at the end their weights must agree (to
@@ -43,7 +43,7 @@ from torch import nn
 from tqdm import tqdm
 
 import dlkit.optim
-from dlkit.nn import MLPConfig, TransformerConfig, build_mlp, build_transformer
+from dlkit.nn import GPT, GPTConfig, MLPConfig, build_mlp
 
 BENCH = Path(__file__).resolve().parent
 GOAL = 1.5  # dlkit's step time at most this many times torch.optim's foreach step
@@ -52,10 +52,8 @@ IMPLEMENTATIONS = ("dlkit", "torch foreach", "torch for-loop")
 
 MODELS: dict[str, Callable[[], nn.Module]] = {
     "mlp": lambda: build_mlp(MLPConfig(d_in=256, hidden=(512,) * 5, d_out=10)),
-    "gpt": lambda: build_transformer(
-        TransformerConfig(
-            vocab_size=256, d_model=128, n_layers=4, n_heads=4, d_ff=512, max_seq_len=64
-        )
+    "gpt": lambda: GPT(
+        GPTConfig.gpt2(vocab_size=256, d_model=128, n_layers=4, n_heads=4, max_len=64)
     ),
 }
 

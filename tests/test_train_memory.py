@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from dlkit.nn import MLPConfig, TransformerConfig, build_mlp, build_transformer
+from dlkit.nn import GPT, GPTConfig, MLPConfig, build_mlp
 from dlkit.train.memory import (
     activation_bytes_mlp,
     activation_bytes_transformer,
@@ -27,9 +27,17 @@ MLPS = [
     MLPConfig(d_in=5, hidden=(9,), d_out=1, bias=False),
 ]
 TRANSFORMERS = [
-    TransformerConfig(vocab_size=50, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_seq_len=16),
-    TransformerConfig(97, 48, 3, 6, 100, 32, tied_embeddings=False),
-    TransformerConfig(11, 8, 1, 1, 8, max_seq_len=12),
+    GPTConfig(vocab_size=50, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_len=16),
+    GPTConfig(97, 48, 3, 6, 100, 32, tie_weights=False),
+    GPTConfig(11, 8, 1, 1, 8, max_len=12, bias=False),
+]
+# Every design the config allows: norms, MLPs, positions, biases, tying, both kernels.
+VARIANTS = [
+    GPTConfig.modern(50, 32, 2, 4, 16),
+    GPTConfig.modern(50, 32, 2, 4, 16, bias=True, tie_weights=False),
+    GPTConfig(40, 16, 2, 2, 24, 8, norm="rmsnorm", mlp="relu", positions="sinusoidal"),
+    GPTConfig(40, 16, 1, 2, 24, 8, norm="layernorm", mlp="swiglu", positions="none", bias=False),
+    GPTConfig(40, 16, 1, 4, 20, 8, positions="rope", kernels="dlkit"),
 ]
 
 
@@ -43,27 +51,42 @@ def test_mlp_parameter_formula_matches_pytorch(config: MLPConfig) -> None:
 
 
 @pytest.mark.parametrize("config", TRANSFORMERS, ids=str)
-def test_transformer_parameter_formula_matches_pytorch(config: TransformerConfig) -> None:
-    assert count_parameters(config) == _numel(build_transformer(config))
+def test_transformer_parameter_formula_matches_pytorch(config: GPTConfig) -> None:
+    assert count_parameters(config) == _numel(GPT(config))
+
+
+@pytest.mark.parametrize("config", VARIANTS, ids=str)
+def test_parameter_formula_covers_every_design(config: GPTConfig) -> None:
+    model = GPT(config)
+    assert count_parameters(config) == _numel(model) == model.num_parameters()
+
+
+def test_gpt2_small_has_124m_parameters() -> None:
+    gpt2 = GPTConfig.gpt2(50257, 768, 12, 12, 1024)
+    assert count_parameters(gpt2) == 124_439_808
 
 
 def test_tied_head_saves_one_embedding_matrix() -> None:
     tied = TRANSFORMERS[0]
-    untied = TransformerConfig(**{**vars(tied), "tied_embeddings": False})
+    untied = GPTConfig.from_dict({**tied.to_dict(), "tie_weights": False})
     assert count_parameters(untied) - count_parameters(tied) == tied.vocab_size * tied.d_model
 
 
 def test_bad_configs_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="not divisible by n_heads"):
-        TransformerConfig(10, 30, 1, 4, 8, 8)
-    with pytest.raises(TypeError, match="MLPConfig or TransformerConfig"):
+        GPTConfig(10, 30, 1, 4, 8, 8)
+    with pytest.raises(TypeError, match="MLPConfig or GPTConfig"):
         count_parameters(nn.Linear(2, 2))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exact for the GPT-2 design"):
+        activation_bytes_transformer(VARIANTS[0], 2, 4)
+    with pytest.raises(ValueError, match="kernels='dlkit'"):
+        activation_bytes_transformer(GPTConfig(11, 8, 1, 1, 8, 12, kernels="dlkit"), 2, 4)
 
 
 def test_transformer_is_causal_and_shaped() -> None:
     torch.manual_seed(0)
     config = TRANSFORMERS[0]
-    model = build_transformer(config).eval()
+    model = GPT(config).eval()
     idx = torch.randint(0, config.vocab_size, (2, 10))
     logits = model(idx)
     assert logits.shape == (2, 10, config.vocab_size)
@@ -116,7 +139,7 @@ def test_formulas_match_allocated_tensors(name, make, per_tensor_extra, kind) ->
         config, model = MLPS[2], build_mlp(MLPS[2])
         x = torch.randn(4, MLPS[2].d_in)
     else:
-        config, model = TRANSFORMERS[0], build_transformer(TRANSFORMERS[0])  # tied weights
+        config, model = TRANSFORMERS[0], GPT(TRANSFORMERS[0])  # tied weights
         x = torch.randint(0, TRANSFORMERS[0].vocab_size, (2, 8))
     optimizer = make(model.parameters())
     assert measure_grad_bytes(model) == 0 and measure_optimizer_state_bytes(optimizer) == 0
@@ -145,7 +168,7 @@ def test_mlp_activation_formula_is_exact(config: MLPConfig, batch_size: int) -> 
 @pytest.mark.parametrize("config", TRANSFORMERS, ids=str)
 @pytest.mark.parametrize(("batch_size", "seq_len"), [(3, 12), (1, 4), (2, 1)])
 def test_transformer_activation_formula_flash_is_exact(config, batch_size, seq_len) -> None:
-    model = build_transformer(config)
+    model = GPT(config)
     idx = torch.randint(0, config.vocab_size, (batch_size, seq_len))
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         measured = measure_saved_activation_bytes(model, idx)
@@ -153,8 +176,8 @@ def test_transformer_activation_formula_flash_is_exact(config, batch_size, seq_l
 
 
 @pytest.mark.parametrize("config", TRANSFORMERS[:2], ids=str)
-def test_transformer_activation_formula_math_is_exact(config: TransformerConfig) -> None:
-    model = build_transformer(config)
+def test_transformer_activation_formula_math_is_exact(config: GPTConfig) -> None:
+    model = GPT(config)
     B, T = 2, 16
     idx = torch.randint(0, config.vocab_size, (B, T))
     with sdpa_kernel(SDPBackend.MATH):

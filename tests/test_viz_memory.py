@@ -7,12 +7,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from dlkit.nn import TransformerConfig
+from dlkit.nn import GPTConfig
 from dlkit.viz.memory import estimate_memory, memory_explorer, plot_memory
 
-GPT2 = TransformerConfig(
-    vocab_size=50257, d_model=768, n_layers=12, n_heads=12, d_ff=3072, max_seq_len=1024
-)
+GPT2 = GPTConfig(vocab_size=50257, d_model=768, n_layers=12, n_heads=12, d_ff=3072, max_len=1024)
 
 
 def test_gpt2_small_needs_16_bytes_per_parameter_plus_activations() -> None:
@@ -40,8 +38,7 @@ def test_loss_bytes_are_what_cross_entropy_saves() -> None:
         def forward(self, targets: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.cross_entropy(self.logits, targets)
 
-    config = TransformerConfig(vocab_size=97, d_model=8, n_layers=1, n_heads=2, d_ff=16,
-                               max_seq_len=16)  # fmt: skip
+    config = GPTConfig(vocab_size=97, d_model=8, n_layers=1, n_heads=2, d_ff=16, max_len=16)
     b, t = 3, 16
     targets = torch.randint(0, 97, (b * t,))
     measured = measure_saved_activation_bytes(LossOnly(b, t, 97), targets)
@@ -49,7 +46,7 @@ def test_loss_bytes_are_what_cross_entropy_saves() -> None:
 
 
 def test_bad_sizes_are_named() -> None:
-    with pytest.raises(ValueError, match="max_seq_len=1024"):
+    with pytest.raises(ValueError, match="max_len=1024"):
         estimate_memory(GPT2, batch_size=1, seq_len=2048)
 
 

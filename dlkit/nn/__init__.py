@@ -13,10 +13,11 @@ from dlkit.nn.attention import (
     causal_mask,
     scaled_dot_product_attention,
 )
+from dlkit.nn.bert import MaskedLMEncoder, masked_accuracy, masked_lm_loss
 from dlkit.nn.char_lm import CharLM, sample_next
 from dlkit.nn.dropout import Dropout
 from dlkit.nn.feedforward import FeedForward, SwiGLU
-from dlkit.nn.gpt import GPT, TransformerConfig, build_transformer
+from dlkit.nn.gpt import GPT, GPTConfig, causal_lm_loss, next_token_loss
 from dlkit.nn.kv_cache import KVCache, LayerKVCache, kv_cache_bytes
 from dlkit.nn.layers import Embedding, Linear
 from dlkit.nn.lenet import LeNet, LeNetConfig
@@ -32,6 +33,12 @@ from dlkit.nn.positions import (
 )
 from dlkit.nn.recurrent import GRU, LSTM, GRUCell, LSTMCell
 from dlkit.nn.resnet import BasicBlock, ResNet, ResNetConfig
+from dlkit.nn.sampling import (
+    next_token_distribution,
+    sample_next_token,
+    top_k_filter,
+    top_p_filter,
+)
 from dlkit.nn.transformer import (
     DecoderOnlyLM,
     EncoderDecoder,
@@ -40,6 +47,13 @@ from dlkit.nn.transformer import (
     TransformerEncoder,
 )
 from dlkit.nn.transformer_blocks import DecoderBlock, EncoderBlock, TransformerStackConfig
+from dlkit.nn.weights import (
+    WeightsMismatchError,
+    load_weights,
+    read_config,
+    read_metadata,
+    save_weights,
+)
 
 __all__ = [
     "GPT",
@@ -55,6 +69,7 @@ __all__ = [
     "EncoderBlock",
     "EncoderDecoder",
     "FeedForward",
+    "GPTConfig",
     "GRUCell",
     "KVCache",
     "LSTMCell",
@@ -65,6 +80,7 @@ __all__ = [
     "LearnedPositions",
     "Linear",
     "MLPConfig",
+    "MaskedLMEncoder",
     "MultiHeadAttention",
     "NoPositions",
     "RMSNorm",
@@ -74,18 +90,29 @@ __all__ = [
     "SequenceClassifier",
     "SinusoidalPositions",
     "SwiGLU",
-    "TransformerConfig",
     "TransformerDecoder",
     "TransformerEncoder",
     "TransformerStackConfig",
+    "WeightsMismatchError",
     "attention_weights",
     "build_mlp",
     "build_positions",
-    "build_transformer",
+    "causal_lm_loss",
     "causal_mask",
     "functional",
     "kv_cache_bytes",
+    "load_weights",
+    "masked_accuracy",
+    "masked_lm_loss",
+    "next_token_distribution",
+    "next_token_loss",
+    "read_config",
+    "read_metadata",
     "sample_next",
+    "sample_next_token",
+    "save_weights",
     "scaled_dot_product_attention",
     "sinusoidal_table",
+    "top_k_filter",
+    "top_p_filter",
 ]

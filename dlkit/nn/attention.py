@@ -32,6 +32,12 @@ on learned projections of size :math:`d_h = E / H` and mixes their outputs:
 Gradients come from autograd through these operations. The tests compare values and
 gradients with ``torch.nn.functional.scaled_dot_product_attention`` and
 ``torch.nn.MultiheadAttention`` (weights copied) in float64.
+
+``MultiHeadAttention(..., fused=True)`` keeps the same parameters and computes the same
+math with PyTorch's kernels: in self-attention one ``F.linear`` for :math:`[Q; K; V]`, and
+``torch.nn.functional.scaled_dot_product_attention`` (which never stores the
+:math:`L \times S` weights) whenever ``need_weights=False``; asked for the weights, it
+computes them as above. This is what ``TransformerStackConfig(kernels="torch")`` uses.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dlkit.nn.dropout import dropout as _dropout
@@ -284,6 +291,9 @@ class MultiHeadAttention(nn.Module):
         kdim, vdim: feature sizes of key and value (default ``embed_dim``), for
             cross-attention to a memory of another width.
         batch_first: inputs ``(B, T, E)`` instead of ``(T, B, E)``.
+        fused: extension: compute the same math with PyTorch's kernels (one ``F.linear``
+            for :math:`[Q; K; V]` in self-attention, ``F.scaled_dot_product_attention``
+            unless the weights are requested); same parameters and state dict.
     """
 
     def __init__(
@@ -296,6 +306,7 @@ class MultiHeadAttention(nn.Module):
         vdim: int | None = None,
         batch_first: bool = False,
         *,
+        fused: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -316,7 +327,7 @@ class MultiHeadAttention(nn.Module):
         self.kdim = embed_dim if kdim is None else kdim
         self.vdim = embed_dim if vdim is None else vdim
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
-        self.dropout, self.batch_first = float(dropout), batch_first
+        self.dropout, self.batch_first, self.fused = float(dropout), batch_first, fused
         factory = {"device": device, "dtype": dtype}
         E = embed_dim
         if self._qkv_same_embed_dim:
@@ -492,6 +503,7 @@ class MultiHeadAttention(nn.Module):
         where PyTorch's module gives NaN.
         """
         self._check_inputs(query, key, value)
+        self_attention = query is key and key is value
         unbatched = query.dim() == 2
         if unbatched:
             query, key, value = (t.unsqueeze(0) for t in (query, key, value))  # (1, T, *)
@@ -500,10 +512,13 @@ class MultiHeadAttention(nn.Module):
         if unbatched and key_padding_mask is not None and key_padding_mask.dim() == 1:
             key_padding_mask = key_padding_mask.unsqueeze(0)  # (S,) -> (1, S)
         B, L, _ = query.shape
-        w_q, w_k, w_v, b_q, b_k, b_v = self._projections()
-        q, k, v = query @ w_q.T, key @ w_k.T, value @ w_v.T  # (B, L, E), (B, S, E), (B, S, E)
-        if b_q is not None:
-            q, k, v = q + b_q, k + b_k, v + b_v
+        if self.fused:
+            q, k, v = self._fused_projections(query, key, value, self_attention)
+        else:
+            w_q, w_k, w_v, b_q, b_k, b_v = self._projections()
+            q, k, v = query @ w_q.T, key @ w_k.T, value @ w_v.T  # (B, L, E), (B, S, E) x 2
+            if b_q is not None:
+                q, k, v = q + b_q, k + b_k, v + b_v
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, H, T, hd)
         offset = cache.length if cache is not None else 0
         if rotary is not None:
@@ -515,26 +530,74 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(k, v)  # (B, H, S_total, hd): all keys and values so far
         S = k.shape[-2]
-        mask = self._merged_mask(
-            key_padding_mask, attn_mask, is_causal, B, L, S, q.dtype, q.device
-        )  # (B | 1, H | 1, L, S) or None
-        weights = _weights(q, k, mask, False, None, q.shape[:-2])  # (B, H, L, S)
         p = self.dropout if self.training else 0.0
-        if p > 0.0:
-            weights = _dropout(weights, p, True)  # (B, H, L, S)
-        out = self.merge_heads(weights @ v)  # (B, H, L, hd) -> (B, L, E)
-        out = self.out_proj(out)  # (B, L, E)
+        weights = None
+        if self.fused and not need_weights:
+            out = self._fused_attention(q, k, v, key_padding_mask, attn_mask, is_causal, p)
+        else:
+            mask = self._merged_mask(
+                key_padding_mask, attn_mask, is_causal, B, L, S, q.dtype, q.device
+            )  # (B | 1, H | 1, L, S) or None
+            weights = _weights(q, k, mask, False, None, q.shape[:-2])  # (B, H, L, S)
+            if p > 0.0:
+                weights = _dropout(weights, p, True)  # (B, H, L, S)
+            out = weights @ v  # (B, H, L, S) @ (B, H, S, hd) -> (B, H, L, hd)
+        out = self.merge_heads(out)  # (B, H, L, hd) -> (B, L, E)
+        if self.fused:
+            out = F.linear(out, self.out_proj.weight, self.out_proj.bias)  # (B, L, E)
+        else:
+            out = self.out_proj(out)  # (B, L, E)
         if unbatched:
-            out, weights = out.squeeze(0), weights.squeeze(0)  # (L, E), (H, L, S)
+            out = out.squeeze(0)  # (L, E)
+            weights = None if weights is None else weights.squeeze(0)  # (H, L, S)
         elif not self.batch_first:
             out = out.transpose(0, 1)  # (L, B, E)
         if not need_weights:
             return out, None
         return out, weights.mean(dim=-3) if average_attn_weights else weights
 
+    def _fused_projections(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, self_attention: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:math:`Q, K, V` with ``F.linear``; one matrix product when all three come from ``x``."""
+        E = self.embed_dim
+        if self_attention and self._qkv_same_embed_dim:
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3E)
+            return qkv.split(E, dim=-1)  # 3 views (B, L, E) of one tensor
+        w_q, w_k, w_v, b_q, b_k, b_v = self._projections()
+        return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+
+    def _fused_attention(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        key_padding_mask: torch.Tensor | None,
+        attn_mask: torch.Tensor | None,
+        is_causal: bool,
+        dropout_p: float,
+    ) -> torch.Tensor:
+        """``F.scaled_dot_product_attention`` with the masks of :meth:`forward`, ``(B, H, L, hd)``.
+
+        Causal attention over as many keys as queries is PyTorch's ``is_causal=True`` (no mask
+        tensor is built); with a cache (``S > L``) the queries are the last ``L`` positions,
+        which needs :func:`causal_mask`, since PyTorch's ``is_causal`` aligns top-left.
+        """
+        B, _, L, _ = q.shape
+        S = k.shape[-2]
+        if key_padding_mask is None and attn_mask is None and (not is_causal or L == S):
+            return F.scaled_dot_product_attention(
+                q, k, v, dropout_p=dropout_p, is_causal=is_causal
+            )  # (B, H, L, hd)
+        mask = self._merged_mask(
+            key_padding_mask, attn_mask, is_causal, B, L, S, q.dtype, q.device
+        )  # (B | 1, H | 1, L, S): bool True = may attend, or float added to the scores
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
     def extra_repr(self) -> str:
         extra = "" if self._qkv_same_embed_dim else f", kdim={self.kdim}, vdim={self.vdim}"
+        fused = ", fused=True" if self.fused else ""
         return (
             f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
-            f"batch_first={self.batch_first}{extra}"
+            f"batch_first={self.batch_first}{extra}{fused}"
         )

@@ -22,11 +22,14 @@ where positions mix). Two variants:
 
 The layers are :class:`dlkit.nn.layers.Linear` (PyTorch's layout and initialization), so
 the weights of ``torch.nn.TransformerEncoderLayer``'s ``linear1``/``linear2`` load into
-:class:`FeedForward` under the same names.
+:class:`FeedForward` under the same names. ``fused=True`` keeps those parameters and runs
+the same math with PyTorch's kernels (``F.linear``, ``F.gelu``/``F.relu``/``F.silu``,
+``F.dropout``): faster, and equal to rounding (``tests/test_nn_fused_kernels.py``).
 """
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlkit.nn.dropout import Dropout
@@ -64,6 +67,7 @@ class FeedForward(nn.Module):
         bias: learn :math:`b_1, b_2`.
         dropout: probability of zeroing a hidden unit in training (after :math:`\phi`,
             where ``torch.nn.TransformerEncoderLayer`` puts it).
+        fused: compute with PyTorch's kernels (same parameters, same math).
 
     Shapes: ``(..., d_model)`` → ``(..., d_model)``.
     """
@@ -76,6 +80,7 @@ class FeedForward(nn.Module):
         activation: str = "gelu",
         bias: bool = True,
         dropout: float = 0.0,
+        fused: bool = False,
     ) -> None:
         super().__init__()
         _check_sizes(d_model, d_ff, "FeedForward")
@@ -87,15 +92,22 @@ class FeedForward(nn.Module):
         self.linear1 = Linear(d_model, d_ff, bias=bias)  # W1 (d_ff, d), b1 (d_ff,)
         self.linear2 = Linear(d_ff, d_model, bias=bias)  # W2 (d, d_ff), b2 (d,)
         self.dropout = Dropout(dropout)
+        self.fused = fused
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.d_model, "FeedForward")
+        if self.fused:
+            h = F.linear(x, self.linear1.weight, self.linear1.bias)  # (..., d_ff)
+            h = F.gelu(h) if self.activation == "gelu" else F.relu(h)
+            h = F.dropout(h, self.dropout.p, self.training) if self.dropout.p > 0 else h
+            return F.linear(h, self.linear2.weight, self.linear2.bias)  # (..., d_model)
         h = self.linear1(x)  # (..., d_ff)
         h = gelu(h) if self.activation == "gelu" else relu(h)
         return self.linear2(self.dropout(h))  # (..., d_model)
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, d_ff={self.d_ff}, activation={self.activation!r}"
+        fused = ", fused=True" if self.fused else ""
+        return f"d_model={self.d_model}, d_ff={self.d_ff}, activation={self.activation!r}{fused}"
 
 
 class SwiGLU(nn.Module):
@@ -106,11 +118,20 @@ class SwiGLU(nn.Module):
         d_ff: :math:`d_{ff}`, the width of the gate and of the value.
         bias: biases on the three projections (default off, as in LLaMA).
         dropout: probability of zeroing a gated hidden unit in training.
+        fused: compute with PyTorch's kernels (same parameters, same math).
 
     Shapes: ``(..., d_model)`` → ``(..., d_model)``.
     """
 
-    def __init__(self, d_model: int, d_ff: int, *, bias: bool = False, dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int,
+        *,
+        bias: bool = False,
+        dropout: float = 0.0,
+        fused: bool = False,
+    ) -> None:
         super().__init__()
         _check_sizes(d_model, d_ff, "SwiGLU")
         self.d_model, self.d_ff = d_model, d_ff
@@ -118,11 +139,17 @@ class SwiGLU(nn.Module):
         self.w3 = Linear(d_model, d_ff, bias=bias)  # value W3 (d_ff, d)
         self.w2 = Linear(d_ff, d_model, bias=bias)  # out W2 (d, d_ff)
         self.dropout = Dropout(dropout)
+        self.fused = fused
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.d_model, "SwiGLU")
+        if self.fused:
+            gate = F.silu(F.linear(x, self.w1.weight, self.w1.bias))  # (..., d_ff)
+            gated = gate * F.linear(x, self.w3.weight, self.w3.bias)  # (..., d_ff)
+            gated = F.dropout(gated, self.dropout.p, self.training) if self.dropout.p > 0 else gated
+            return F.linear(gated, self.w2.weight, self.w2.bias)  # (..., d_model)
         gated = silu(self.w1(x)) * self.w3(x)  # (..., d_ff)
         return self.w2(self.dropout(gated))  # (..., d_model)
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, d_ff={self.d_ff}"
+        return f"d_model={self.d_model}, d_ff={self.d_ff}" + (", fused=True" if self.fused else "")

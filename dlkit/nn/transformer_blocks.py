@@ -26,6 +26,16 @@ Parameter names follow PyTorch's layers (``self_attn``, ``norm1``, ...; the MLP'
 ``linear1``/``linear2`` sit under ``mlp.``, torch's ``multihead_attn`` is ``cross_attn``), so
 ``tests/test_nn_transformer.py`` copies the weights of ``torch.nn.TransformerEncoderLayer`` and
 ``TransformerDecoderLayer`` into these blocks and gets the same outputs.
+
+**Kernels.** ``kernels="dlkit"`` (the default) runs the ops written to teach (dlkit's
+``LayerNorm``/``RMSNorm``, GELU from ``erf``, attention as an explicit softmax).
+``kernels="torch"`` computes the same math with PyTorch's fused kernels:
+``torch.nn.LayerNorm``/``torch.nn.RMSNorm`` (same parameter names), ``F.linear``,
+``F.gelu``/``F.silu``, one projection for :math:`[Q; K; V]` in self-attention and
+``F.scaled_dot_product_attention`` whenever the attention weights are not requested. The
+parameters and state dicts of the two are the same, and so are the outputs and gradients
+(to rounding; ``tests/test_nn_fused_kernels.py`` checks both in float64). Use ``"torch"``
+to train, ``"dlkit"`` to read.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from dlkit.nn.normalization import LayerNorm, RMSNorm
 from dlkit.nn.positions import RotaryEmbedding
 
 __all__ = [
+    "KERNEL_KINDS",
     "MLP_KINDS",
     "NORM_KINDS",
     "POSITION_KINDS",
@@ -52,6 +63,7 @@ __all__ = [
     "make_norm",
 ]
 
+KERNEL_KINDS = ("dlkit", "torch")
 NORM_KINDS = ("layernorm", "rmsnorm")
 MLP_KINDS = ("gelu", "relu", "swiglu")
 POSITION_KINDS = ("sinusoidal", "learned", "rope", "none")
@@ -79,6 +91,8 @@ class TransformerStackConfig:
         positions: ``"sinusoidal"`` or ``"learned"`` (added to the token embeddings),
             ``"rope"`` (rotary, applied to queries and keys inside self-attention; needs
             an even head width) or ``"none"``.
+        kernels: ``"dlkit"`` (the ops written to teach) or ``"torch"`` (PyTorch's fused
+            kernels for the same math; see the module docstring).
     """
 
     d_model: int
@@ -93,6 +107,7 @@ class TransformerStackConfig:
     norm_first: bool = True
     mlp: str = "gelu"
     positions: str = "sinusoidal"
+    kernels: str = "dlkit"
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_heads", "n_layers", "d_ff", "max_len"):
@@ -116,6 +131,7 @@ class TransformerStackConfig:
             ("norm", NORM_KINDS),
             ("mlp", MLP_KINDS),
             ("positions", POSITION_KINDS),
+            ("kernels", KERNEL_KINDS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -135,25 +151,39 @@ class TransformerStackConfig:
 
 
 def make_norm(config: TransformerStackConfig) -> nn.Module:
-    """The normalization layer of ``config`` over the last axis of width ``d_model``."""
+    """The normalization layer of ``config`` over the last axis of width ``d_model``.
+
+    dlkit's :class:`LayerNorm`/:class:`RMSNorm`, or with ``kernels="torch"`` PyTorch's
+    ``nn.LayerNorm``/``nn.RMSNorm`` (same parameters ``weight``, ``bias``, same math).
+    """
+    C, eps = config.d_model, config.norm_eps
+    if config.kernels == "torch":
+        if config.norm == "layernorm":
+            return nn.LayerNorm(C, eps=eps, bias=config.bias)
+        return nn.RMSNorm(C, eps=eps)
     if config.norm == "layernorm":
-        return LayerNorm(config.d_model, eps=config.norm_eps, bias=config.bias)
-    return RMSNorm(config.d_model, eps=config.norm_eps)
+        return LayerNorm(C, eps=eps, bias=config.bias)
+    return RMSNorm(C, eps=eps)
 
 
 def make_mlp(config: TransformerStackConfig) -> nn.Module:
     """The position-wise MLP of ``config``: :class:`FeedForward` or :class:`SwiGLU`."""
+    fused = config.kernels == "torch"
     if config.mlp == "swiglu":
-        return SwiGLU(config.d_model, config.d_ff, bias=config.bias, dropout=config.dropout)
+        return SwiGLU(
+            config.d_model, config.d_ff, bias=config.bias, dropout=config.dropout, fused=fused
+        )
     return FeedForward(
-        config.d_model, config.d_ff, activation=config.mlp, bias=config.bias, dropout=config.dropout
-    )
+        config.d_model, config.d_ff, activation=config.mlp, bias=config.bias,
+        dropout=config.dropout, fused=fused,
+    )  # fmt: skip
 
 
 def _attention(config: TransformerStackConfig) -> MultiHeadAttention:
     return MultiHeadAttention(
-        config.d_model, config.n_heads, dropout=config.dropout, bias=config.bias, batch_first=True
-    )
+        config.d_model, config.n_heads, dropout=config.dropout, bias=config.bias,
+        batch_first=True, fused=config.kernels == "torch",
+    )  # fmt: skip
 
 
 def _check_x(x: Tensor, d_model: int, name: str) -> None:

@@ -22,33 +22,46 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from dlkit.nn.gpt import TransformerConfig
+from dlkit.nn.gpt import GPTConfig
 from dlkit.nn.mlp import MLPConfig
 
 OptimizerName = Literal["sgd", "sgd_momentum", "adam", "adamw"]
 _STATES_PER_PARAM: dict[str, int] = {"sgd": 0, "sgd_momentum": 1, "adam": 2, "adamw": 2}
 
 
-def count_parameters(config: MLPConfig | TransformerConfig) -> int:
+def count_parameters(config: MLPConfig | GPTConfig) -> int:
     """Parameters from the config alone.
 
     MLP with widths :math:`w_0 = d_{in}, w_1, …, w_L = d_{out}`:
     :math:`\\sum_{i=1}^{L} (w_{i-1} w_i + w_i)` (drop the :math:`+ w_i` without bias).
 
-    Transformer with :math:`V, C` = vocab, d_model, :math:`S` = max_seq_len, :math:`F` = d_ff:
+    GPT (``dlkit.nn.GPT``) with :math:`V, C` = vocab, d_model, :math:`S` = max_len,
+    :math:`F` = d_ff, GPT-2 style (learned positions, LayerNorm, GELU, biases):
     :math:`VC + SC` (embeddings) :math:`+ L\\,(4C^2 + 2CF + 9C + F)` (per block: two LayerNorms
     :math:`4C`, QKV :math:`3C^2 + 3C`, output projection :math:`C^2 + C`, MLP :math:`2CF + F + C`)
     :math:`+ 2C` (final LayerNorm) :math:`+ VC` if the LM head is not tied to the token embedding.
+    The other designs change single terms: positions other than ``"learned"`` have no table
+    (:math:`SC \\to 0`), RMSNorm has no shift (:math:`C` per norm), a SwiGLU MLP has three
+    matrices (:math:`3CF`, and :math:`2F + C` biases), ``bias=False`` drops every bias and
+    LayerNorm shift.
     """
     if isinstance(config, MLPConfig):
         widths = [config.d_in, *config.hidden, config.d_out]
         return sum(a * b + (b if config.bias else 0) for a, b in pairwise(widths))
-    if isinstance(config, TransformerConfig):
-        V, C, S, F_ = config.vocab_size, config.d_model, config.max_seq_len, config.d_ff
-        per_layer = 4 * C * C + 2 * C * F_ + 9 * C + F_
-        head = 0 if config.tied_embeddings else V * C
-        return V * C + S * C + config.n_layers * per_layer + 2 * C + head
-    raise TypeError(f"expected MLPConfig or TransformerConfig, got {type(config).__name__}")
+    if isinstance(config, GPTConfig):
+        V, C, S, F_ = config.vocab_size, config.d_model, config.max_len, config.d_ff
+        bias = int(config.bias)
+        norm = C + (C * bias if config.norm == "layernorm" else 0)  # γ (and β)
+        attention = 4 * C * C + 4 * C * bias  # W_Q, W_K, W_V, W_O and their biases
+        if config.mlp == "swiglu":
+            mlp = 3 * C * F_ + (2 * F_ + C) * bias  # W1, W3 (C -> F), W2 (F -> C)
+        else:
+            mlp = 2 * C * F_ + (F_ + C) * bias  # linear1 (C -> F), linear2 (F -> C)
+        per_layer = 2 * norm + attention + mlp
+        positions = S * C if config.positions == "learned" else 0
+        head = 0 if config.tie_weights else V * C
+        return V * C + positions + config.n_layers * per_layer + norm + head
+    raise TypeError(f"expected MLPConfig or GPTConfig, got {type(config).__name__}")
 
 
 @dataclass
@@ -150,21 +163,25 @@ def activation_bytes_mlp(config: MLPConfig, batch_size: int, dtype_bytes: int = 
 
 
 def activation_bytes_transformer(
-    config: TransformerConfig,
+    config: GPTConfig,
     batch_size: int,
     seq_len: int,
     dtype_bytes: int = 4,
     *,
     attention: Literal["flash", "math"] = "flash",
 ) -> int:
-    """Bytes autograd saves in the forward pass of ``build_transformer(config)`` on ``(B, T)`` ids.
+    """Bytes autograd saves in the forward pass of ``dlkit.nn.GPT(config)`` on ``(B, T)`` ids.
+
+    Exact for the GPT-2 design (learned positions, LayerNorm, GELU, no dropout) with
+    ``kernels="torch"``, the design and kernels of a training run; other configs raise a
+    ``ValueError`` (RMSNorm, SwiGLU, RoPE and dlkit's teaching ops save other tensors).
 
     Per block, in :math:`BTC` elements: LN1 input, QKV input, q/k/v (3), attention output, LN2
     input, fc input — 8 — plus :math:`2BTF` (GELU input, fc_out input) and float32 LayerNorm
     mean and rstd, :math:`2 \\times 2BT`. ``attention`` names the SDPA kernel that ran:
 
     * ``"flash"`` (fused; PyTorch's CPU default): q, k, v are views of the QKV output and the
-      output is laid out ``(B, T, nh, hs)``, so ``.contiguous()`` copies nothing and the output
+      output is laid out ``(B, T, nh, hs)``, so merging the heads copies nothing and the output
       projection saves that same tensor; plus a float32 log-sum-exp :math:`B\\,n_h T`.
     * ``"math"`` (the reference fallback): saves copies of (scaled) q, kᵀ and v, the softmax
       probabilities :math:`B\\,n_h T^2` — quadratic in :math:`T`, what flash attention avoids —
@@ -172,19 +189,27 @@ def activation_bytes_transformer(
       ``n_heads > 1`` and ``T > 1``; otherwise some reshapes are views that keep the whole QKV
       output alive and the measurement is larger.)
 
-    Outside the blocks: int64 token ids :math:`8BT` and positions :math:`8T`, final LayerNorm
-    input and LM-head input :math:`2BTC`, their mean and rstd :math:`2BT` float32. Dropout would
-    add masks; this model has none.
+    Outside the blocks: int64 token ids :math:`8BT` (the embedding lookup's index; the
+    learned positions are a slice of their table and save nothing), final LayerNorm input and
+    LM-head input :math:`2BTC`, their mean and rstd :math:`2BT` float32.
     """
     if attention not in ("flash", "math"):
         raise ValueError(f"attention must be 'flash' or 'math', got {attention!r}")
+    design = (config.norm, config.mlp, config.positions, config.kernels, config.dropout)
+    if design != ("layernorm", "gelu", "learned", "torch", 0.0):
+        raise ValueError(
+            "activation_bytes_transformer is exact for the GPT-2 design with kernels='torch' "
+            "(norm='layernorm', mlp='gelu', positions='learned', dropout=0); got "
+            f"norm={config.norm!r}, mlp={config.mlp!r}, positions={config.positions!r}, "
+            f"kernels={config.kernels!r}, dropout={config.dropout}"
+        )
     B, T, C, F_, nh = batch_size, seq_len, config.d_model, config.d_ff, config.n_heads
     per_layer = (8 * B * T * C + 2 * B * T * F_) * dtype_bytes + 2 * 2 * B * T * 4
     if attention == "flash":
         per_layer += B * nh * T * 4  # log-sum-exp, float32
     else:
         per_layer += B * nh * T * T * dtype_bytes  # attention probabilities (B, nh, T, T)
-    ids = 8 * B * T + 8 * T  # token ids (B, T) and positions (T,), int64
+    ids = 8 * B * T  # token ids (B, T), int64
     final = 2 * B * T * C * dtype_bytes + 2 * B * T * 4  # ln_f and head inputs; ln_f mean, rstd
     return config.n_layers * per_layer + ids + final
 

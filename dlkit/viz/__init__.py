@@ -24,6 +24,7 @@ from dlkit.viz.conv import (
     saliency,
 )
 from dlkit.viz.descent import descent_explorer, descent_path, plot_descent
+from dlkit.viz.generation import generation_explorer, plot_next_token_distribution
 from dlkit.viz.graph import backprop_stepper, backprop_steps, example_graph, graph_figure
 from dlkit.viz.losses import loss_curves, loss_explorer, plot_loss_curves
 from dlkit.viz.memory import estimate_memory, memory_explorer, plot_memory
@@ -57,6 +58,7 @@ __all__ = [
     "estimate_memory",
     "example_graph",
     "feature_maps",
+    "generation_explorer",
     "gradient_flow_explorer",
     "gradient_flow_figure",
     "graph_figure",
@@ -78,6 +80,7 @@ __all__ = [
     "plot_gradient_norms",
     "plot_loss_curves",
     "plot_memory",
+    "plot_next_token_distribution",
     "plot_race",
     "plot_saliency",
     "plot_training_curves",

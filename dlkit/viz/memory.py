@@ -12,7 +12,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from dlkit.nn.gpt import TransformerConfig
+from dlkit.nn.gpt import GPTConfig
 from dlkit.train.memory import activation_bytes_transformer, count_parameters, training_memory
 
 GIB = 2**30
@@ -37,7 +37,7 @@ class MemoryEstimate:
         return sum(parts) + self.loss_activations
 
 
-def estimate_memory(config: TransformerConfig, batch_size: int, seq_len: int) -> MemoryEstimate:
+def estimate_memory(config: GPTConfig, batch_size: int, seq_len: int) -> MemoryEstimate:
     """Params, grads and Adam state (16 bytes/param) plus the activations of one batch.
 
     The blocks' activations are :func:`activation_bytes_transformer`'s; the loss adds what
@@ -45,9 +45,9 @@ def estimate_memory(config: TransformerConfig, batch_size: int, seq_len: int) ->
     :math:`4BTV` bytes (1.5 GiB for GPT-2 at B = 8, T = 1024), the int64 targets
     :math:`8BT` and a float32 total weight (4 bytes).
     """
-    if batch_size < 1 or not 1 <= seq_len <= config.max_seq_len:
+    if batch_size < 1 or not 1 <= seq_len <= config.max_len:
         raise ValueError(
-            f"need batch_size >= 1 and 1 <= seq_len <= max_seq_len={config.max_seq_len}, "
+            f"need batch_size >= 1 and 1 <= seq_len <= max_len={config.max_len}, "
             f"got batch_size={batch_size}, seq_len={seq_len}"
         )
     n = count_parameters(config)
@@ -108,9 +108,9 @@ def memory_explorer(
 
     def draw(change: object = None) -> None:
         c = sliders["d_model"].value
-        config = TransformerConfig(
+        config = GPTConfig.gpt2(
             vocab_size=50257, d_model=c, n_layers=sliders["n_layers"].value,
-            n_heads=max(1, c // 64), d_ff=4 * c, max_seq_len=sliders["seq_len"].value,
+            n_heads=max(1, c // 64), max_len=sliders["seq_len"].value,
         )  # fmt: skip
         estimate = estimate_memory(config, sliders["batch_size"].value, sliders["seq_len"].value)
         with out:
