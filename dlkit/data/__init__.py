@@ -21,6 +21,7 @@ from dlkit.data.corpus import (
 )
 from dlkit.data.digits import load_digits
 from dlkit.data.manifest import ManifestError, sha256_file, verify_manifest, write_manifest
+from dlkit.data.masking import IGNORE_INDEX, mask_tokens
 from dlkit.data.mnist import MNIST_FILES, load_mnist, read_idx, read_mnist
 from dlkit.data.seq2seq import Seq2SeqTask, exact_match, make_seq2seq_task
 from dlkit.data.sequences import (
@@ -39,6 +40,7 @@ from dlkit.data.token_windows import EvalWindows, TokenWindows, eval_windows, ra
 __all__ = [
     "CIFAR10_CLASSES",
     "CORPUS_DIR",
+    "IGNORE_INDEX",
     "MNIST_FILES",
     "SHAPE_CLASSES",
     "SPLITS",
@@ -69,6 +71,7 @@ __all__ = [
     "load_tokens",
     "make_seq2seq_task",
     "make_shapes",
+    "mask_tokens",
     "noisy_sine",
     "random_window_loader",
     "read_cifar10",
