@@ -48,6 +48,7 @@ from dlkit.scratch.model_selection import (
     permutation_importance,
     stratified_kfold_indices,
 )
+from dlkit.scratch.ngram import BigramLM, UnigramLM
 from dlkit.scratch.ops import unbroadcast
 from dlkit.scratch.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop, ScratchOptimizer
 from dlkit.scratch.pooling import (
@@ -76,6 +77,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "AttentionCache",
+    "BigramLM",
     "GradcheckError",
     "GradcheckResult",
     "GradientFlow",
@@ -85,6 +87,7 @@ __all__ = [
     "RMSprop",
     "ScratchOptimizer",
     "Tensor",
+    "UnigramLM",
     "Value",
     "accuracy_score",
     "assert_gradcheck",
