@@ -113,3 +113,71 @@ def test_token_sampler_bench_times_old_and_new_loaders(tmp_path: Path) -> None:
     }  # fmt: skip
     text = (tmp_path / "token_sampler.md").read_text()
     assert "old CharBlocks loader vs random_window_loader" in text
+
+
+@pytest.mark.slow
+def test_pretrain_throughput_bench_times_three_sides(tmp_path: Path) -> None:
+    run_script("pretrain_throughput.py", "--smoke", "--repeat", "2", "--warmup", "0",
+               "--profile-steps", "1", "--out", str(tmp_path))  # fmt: skip
+    report = json.loads((tmp_path / "pretrain_throughput.json").read_text())
+    (r,) = report["results"]
+    sides = ["dlkit (train_lm)", "dlkit GPT, plain loop", "torch (plain loop)"]
+    assert report["settings"]["sides"] == sides and report["settings"]["threads"] == 1
+    assert r["parameters"] == 91_520  # checked equal for all three models by the script
+    for clock in ("wall", "cpu"):
+        med = r[clock]["median_tokens_per_s"]
+        assert all(len(r[clock]["seconds"][side]) == 2 and med[side] > 0 for side in sides)
+        assert r[clock]["ratio_dlkit_vs_torch"] == pytest.approx(med[sides[0]] / med[sides[2]])
+        assert r[clock]["ratio_trainer_vs_plain"] == pytest.approx(med[sides[0]] / med[sides[1]])
+    where = r["where_the_time_goes"]
+    for side in sides:
+        assert where["top_ops"][side] and sum(where["groups"][side].values()) == pytest.approx(1)
+        assert where["groups"][side]["matrix products"] > 0  # the profiler saw the matmuls
+    assert set(where["phases"]) == set(sides[1:])
+    assert "Where the time goes" in (tmp_path / "pretrain_throughput.md").read_text()
+
+
+@pytest.mark.slow
+def test_generation_bench_compares_cached_and_recomputed(tmp_path: Path) -> None:
+    run_script("generation.py", "--random-init", "--tiny", "--lengths", "12", "20", "--repeat",
+               "2", "--warmup", "0", "--out", str(tmp_path))  # fmt: skip
+    report = json.loads((tmp_path / "generation.json").read_text())
+    assert [(r["total_length"], r["mode"]) for r in report["results"]] == [
+        (12, "greedy"), (12, "sampled"), (20, "greedy"), (20, "sampled")
+    ]  # fmt: skip
+    prompt = report["settings"]["prompt_tokens"]
+    for r in report["results"]:
+        assert r["same_tokens"] and r["new_tokens"] == r["total_length"] - prompt
+        assert len(r["last_output_ids"]) == r["total_length"]
+        assert r["speedup"] == pytest.approx(
+            r["median_tokens_per_s"]["cached"] / r["median_tokens_per_s"]["recompute"]
+        )
+    text = (tmp_path / "generation.md").read_text()
+    assert "Random initialisation, not the shipped checkpoint" in text
+
+
+def test_generation_bench_says_how_to_build_a_missing_checkpoint(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "generation.py"), "--checkpoint", str(tmp_path / "none"),
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2 and not (tmp_path / "generation.json").exists()
+    assert "tasks.py build checkpoint" in result.stderr and "--random-init" in result.stderr
+
+
+@pytest.mark.slow
+def test_scaling_bench_trains_each_size_and_fits_the_power_law(tmp_path: Path) -> None:
+    run_script("scaling.py", "--smoke", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "scaling.json").read_text())
+    results = report["results"]
+    assert [r["size"]["name"] for r in results] == ["XS", "S", "M"]
+    for r in results:
+        assert r["tokens"] == 8 * 4 * 16 and r["non_embedding_parameters"] < r["parameters"]
+        assert r["flops"] == 6 * r["parameters"] * r["tokens"]
+        assert [row["step"] for row in r["curve"]] == [4, 8] and r["final_val_bpb"] > 0
+    law = report["fits"]["power_law"]
+    assert law["predicted"] == pytest.approx(
+        [law["a"] * r["flops"] ** -law["b"] for r in results], rel=1e-9
+    )
+    assert "Scaling sweep" in (tmp_path / "scaling.md").read_text()
