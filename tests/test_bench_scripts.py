@@ -7,6 +7,7 @@ checked is that each script runs, compares what it says it compares, and reports
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,27 @@ def test_scaling_bench_trains_each_size_and_fits_the_power_law(tmp_path: Path) -
         [law["a"] * r["flops"] ** -law["b"] for r in results], rel=1e-9
     )
     assert "Scaling sweep" in (tmp_path / "scaling.md").read_text()
+
+
+@pytest.mark.slow
+def test_checkpoint_quality_bench_scores_the_model_and_both_baselines(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "ckpt"
+    subprocess.run(
+        [sys.executable, str(BENCH.parent / "tools" / "build_checkpoint.py"), "--smoke",
+         "--out", str(checkpoint), "--no-progress"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    run_script("checkpoint_quality.py", "--checkpoint", str(checkpoint), "--max-tokens", "1500",
+               "--out", str(tmp_path))  # fmt: skip
+    report = json.loads((tmp_path / "checkpoint_quality.json").read_text())
+    assert [r["split"] for r in report["rows"]] == ["val", "test", "ood"]
+    for r in report["rows"]:
+        assert r["n_tokens"] == 1500
+        for name in ("gpt", "bigram", "unigram"):
+            s = r[name]
+            assert s["perplexity"] == pytest.approx(math.exp(s["nats_per_token"]))
+            assert s["bits_per_byte"] == pytest.approx(
+                s["nats_per_token"] * r["n_tokens"] / (r["n_bytes"] * math.log(2))
+            )
+        assert r["bigram"]["bits_per_byte"] < r["unigram"]["bits_per_byte"]
+    assert "GPT / bigram" in (tmp_path / "checkpoint_quality.md").read_text()
