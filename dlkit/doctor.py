@@ -64,7 +64,11 @@ def environment_checks() -> list[Check]:
         return checks
     import torch
 
-    from dlkit.train.device import describe_device, get_device
+    try:  # dlkit.train imports the other learner packages: a broken one is reported above
+        from dlkit.train.device import describe_device, get_device
+    except ImportError as err:
+        checks.append(Check("device", "FAIL", f"dlkit.train does not import: {err}"))
+        return checks
 
     cuda = torch.version.cuda
     checks.append(Check("torch build", "ok", f"CUDA {cuda}" if cuda else "CPU only"))
