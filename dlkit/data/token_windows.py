@@ -46,7 +46,13 @@ if TYPE_CHECKING:
     import torch
     from torch.utils.data import DataLoader
 
-__all__ = ["EvalWindows", "TokenWindows", "eval_windows", "random_window_loader"]
+__all__ = [
+    "EvalWindows",
+    "TokenWindows",
+    "as_token_array",
+    "eval_windows",
+    "random_window_loader",
+]
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -61,23 +67,26 @@ def _positive_int(value: Any, name: str) -> int:
     return value
 
 
-def _as_token_array(tokens: Any, context: int | None) -> np.ndarray:
+def as_token_array(tokens: Any, context: int | None, *, name: str = "tokens") -> np.ndarray:
     """``tokens`` as a 1-D integer NumPy array (a view where possible), checked.
 
     At least ``context + 1`` tokens (one full window), or 2 (one target) if ``context`` is None.
+    ``name`` is how error messages call the array (e.g. ``"train_lm: val_tokens"``).
     """
     if hasattr(tokens, "detach") and hasattr(tokens, "numpy"):  # a torch tensor
         tokens = tokens.detach().cpu().numpy()
     array = np.asarray(tokens)
     if array.ndim != 1:
-        raise ValueError(f"tokens must be a 1-D array of token ids, got shape {array.shape}")
+        raise ValueError(f"{name} must be a 1-D token array, got shape {array.shape}")
     if array.dtype.kind not in "iu":
-        raise TypeError(f"tokens must have an integer dtype, got {array.dtype}")
-    if context is None and len(array) < 2:
-        raise ValueError(f"need at least 2 tokens for one (x, y) target, got {len(array)}")
-    if context is not None and len(array) <= context:
+        raise TypeError(f"{name} must have an integer dtype, got {array.dtype}")
+    n = len(array)
+    if context is None and n < 2:
+        raise ValueError(f"{name} needs at least 2 tokens for one (x, y) target, got {n}")
+    if context is not None and n <= context:
         raise ValueError(
-            f"need more than context = {context} tokens for one (x, y) window, got {len(array)}"
+            f"{name} holds {n} tokens; one window of context={context} needs at least "
+            f"{context + 1}: more than context = {context} tokens for one (x, y) window, got {n}"
         )
     return array
 
@@ -91,7 +100,7 @@ class TokenWindows:
 
     def __init__(self, tokens: Any, context: int) -> None:
         self.context = _positive_int(context, "context")
-        self.tokens = _as_token_array(tokens, self.context)  # (N,), not copied
+        self.tokens = as_token_array(tokens, self.context)  # (N,), not copied
 
     def __len__(self) -> int:
         return len(self.tokens) - self.context
@@ -174,7 +183,7 @@ class EvalWindows:
     ) -> None:
         self.context = _positive_int(context, "context")
         self.batch_size = _positive_int(batch_size, "batch_size")
-        self.tokens = _as_token_array(tokens, None)  # (N,), a shorter last window is fine
+        self.tokens = as_token_array(tokens, None)  # (N,), a shorter last window is fine
         n = len(self.tokens) - 1
         limit = n if max_tokens is None else _positive_int(max_tokens, "max_tokens")
         self.n_targets = min(limit, n)

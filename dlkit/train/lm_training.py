@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dlkit.data.token_windows import eval_windows, random_window_loader
+from dlkit.data.token_windows import as_token_array, eval_windows, random_window_loader
 from dlkit.nn.gpt import next_token_loss
 from dlkit.optim.param_groups import weight_decay_groups
 from dlkit.optim.schedules import WarmupCosine
@@ -276,17 +276,6 @@ class _LMLog(Callback):
         self.best = dict(state["best"])
 
 
-def _check_tokens(name: str, tokens: Any, context: int) -> None:
-    shape = getattr(tokens, "shape", None)
-    if shape is None or len(shape) != 1:
-        raise ValueError(f"train_lm: {name} must be a 1-D token array, got shape {shape}")
-    if shape[0] <= context:
-        raise ValueError(
-            f"train_lm: {name} holds {shape[0]} tokens, but one window of context={context} "
-            f"needs at least {context + 1}"
-        )
-
-
 def train_lm(
     model: nn.Module,
     train_tokens: np.ndarray | Tensor,
@@ -327,9 +316,9 @@ def train_lm(
         raise TypeError(f"train_lm needs config=LMTrainConfig(...), got {type(config).__name__}")
     if resume and checkpoint is None:
         raise ValueError("train_lm: resume=True needs checkpoint=<folder> to resume from")
-    _check_tokens("train_tokens", train_tokens, config.context)
+    as_token_array(train_tokens, config.context, name="train_lm: train_tokens")
     if val_tokens is not None:
-        _check_tokens("val_tokens", val_tokens, config.context)
+        as_token_array(val_tokens, config.context, name="train_lm: val_tokens")
     if bytes_per_token is not None and not bytes_per_token > 0:
         raise ValueError(f"train_lm: bytes_per_token must be > 0, got {bytes_per_token}")
     device = get_device(device)

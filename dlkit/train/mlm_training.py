@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from dlkit.data.masking import IGNORE_INDEX, mask_tokens
-from dlkit.data.token_windows import random_window_loader
+from dlkit.data.token_windows import as_token_array, random_window_loader
 from dlkit.nn.bert import masked_accuracy, masked_lm_loss
 from dlkit.optim.param_groups import weight_decay_groups
 from dlkit.optim.schedules import WarmupCosine
@@ -223,17 +223,6 @@ def _validation_set(
     return list(zip(inputs.split(batch_size), labels.split(batch_size), strict=True))
 
 
-def _check_tokens(name: str, tokens: Any, context: int) -> None:
-    shape = getattr(tokens, "shape", None)
-    if shape is None or len(shape) != 1:
-        raise ValueError(f"train_mlm: {name} must be a 1-D token array, got shape {shape}")
-    if shape[0] <= context:
-        raise ValueError(
-            f"train_mlm: {name} holds {shape[0]} tokens; one window of context={context} "
-            f"needs at least {context + 1}"
-        )
-
-
 def train_mlm(
     model: nn.Module,
     train_tokens: np.ndarray | Tensor,
@@ -309,9 +298,9 @@ def train_mlm(
     max_len = getattr(getattr(model, "config", None), "max_len", None)
     if max_len is not None and context > max_len:
         raise ValueError(f"train_mlm: context={context} exceeds the model's max_len={max_len}")
-    _check_tokens("train_tokens", train_tokens, context)
+    as_token_array(train_tokens, context, name="train_mlm: train_tokens")
     if val_tokens is not None:
-        _check_tokens("val_tokens", val_tokens, context)
+        as_token_array(val_tokens, context, name="train_mlm: val_tokens")
     special = sorted({int(i) for i in special_ids} | {int(mask_id)})
     mask = functools.partial(
         mask_tokens, mask_id=mask_id, vocab_size=vocab_size, special_ids=special,
