@@ -168,6 +168,17 @@ class TransformerDecoder(nn.Module):
     ) -> Tensor:
         """``tgt`` ``(B, T)`` ids (with a ``cache``: only the new ones, placed after the
         ``cache.length`` cached positions); ``memory`` ``(B, S, C)``. Returns ``(B, T, V)``."""
+        return self.head(self.hidden_states(tgt, memory, memory_key_padding_mask, cache))
+
+    def hidden_states(
+        self,
+        tgt: Tensor,
+        memory: Tensor | None = None,
+        memory_key_padding_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """What the head reads: the last block's output after the final norm, ``(B, T, C)``
+        (arguments as for :meth:`forward`). Fine-tuning pools these into features."""
         _check_ids(tgt, type(self).__name__)
         offset = 0 if cache is None else cache.length
         if cache is not None and cache.batch_size != tgt.shape[0]:
@@ -180,7 +191,7 @@ class TransformerDecoder(nn.Module):
                 x, memory, memory_key_padding_mask,
                 cache=None if cache is None else cache.layer(i), rotary=self.embed.rotary,
             )  # fmt: skip
-        return self.head(self.norm(x))  # (B, T, V)
+        return self.norm(x)  # (B, T, C)
 
 
 class EncoderDecoder(nn.Module):
@@ -298,6 +309,11 @@ class DecoderOnlyLM(nn.Module):
         """``idx`` ``(B, T)`` → logits ``(B, T, V)``. With a ``cache``, ``idx`` holds only the
         new tokens, at positions ``cache.length ..``; their keys and values are appended."""
         return self.decoder(idx, cache=cache)
+
+    def hidden_states(self, idx: Tensor) -> Tensor:
+        """``idx`` ``(B, T)`` → the final-norm hidden states ``(B, T, C)`` the head reads
+        (:math:`N(h_t)`; position :math:`t` sees only tokens :math:`\\le t`)."""
+        return self.decoder.hidden_states(idx)
 
     @torch.no_grad()
     def generate(
