@@ -30,18 +30,27 @@ first). A parameter of any other module (a convolution kernel, a custom ``nn.Par
 falls back to nanoGPT's shape rule: tensors with two or more axes decay, vectors and scalars do
 not (so a position table kept as a bare ``nn.Parameter`` would decay: name it in ``no_decay``,
 or use :class:`dlkit.nn.LearnedPositions`, an embedding). Frozen parameters (``requires_grad=False``) are left out: the optimizer never sees them.
+
+**Discriminative learning rates** (ULMFiT, Howard & Ruder 2018; "layer-wise lr decay" in
+BERT fine-tuning) group the parameters by depth instead: with the layers listed bottom to top,
+:math:`\ell = 0, \dots, n-1`, layer :math:`\ell` gets
+
+.. math:: \eta_\ell = \eta\,\gamma^{\,n-1-\ell}, \qquad 0 < \gamma \le 1,
+
+so the new head (the top) learns at the base rate :math:`\eta` and the general features at the
+bottom move least (:func:`discriminative_lr_groups`).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from torch import nn
 
-__all__ = ["weight_decay_groups"]
+__all__ = ["discriminative_lr_groups", "weight_decay_groups"]
 
 _PROJECTIONS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
 
@@ -131,3 +140,75 @@ def weight_decay_groups(
         group["params"].append(param)
         group["names"].append(name)
     return groups
+
+
+def _real(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TypeError(
+            f"discriminative_lr_groups: {what} must be a finite real number, got {value!r}"
+        )
+    return float(value)
+
+
+def discriminative_lr_groups(
+    model: nn.Module, layer_prefixes: Sequence[str], *, base_lr: float, decay: float
+) -> list[dict[str, Any]]:
+    """One optimizer group per layer, ``lr = base_lr * decay ** (n - 1 - i)`` for prefix ``i``.
+
+    Args:
+        model: any ``nn.Module``.
+        layer_prefixes: ``n`` parameter-name prefixes ordered **bottom → top**, e.g.
+            :meth:`dlkit.nn.lm_classifier.LMClassifier.layer_prefixes`. A parameter belongs to
+            prefix ``p`` if its name is ``p`` or starts with ``p + "."`` (so ``"blocks.1"``
+            does not take ``"blocks.10.w"``).
+        base_lr: :math:`\\eta > 0`, the rate of the top layer.
+        decay: :math:`\\gamma \\in (0, 1]`, the factor per layer going down (1: one rate).
+
+    Returns ``[{"params": [...], "lr": ..., "name": prefix, "names": [...]}, ...]`` bottom →
+    top, parameters in ``named_parameters()`` order. Only trainable parameters are listed, and
+    a layer with none (frozen) gets no group; the others keep the rate of their position ``i``
+    among all ``n`` prefixes. Every trainable parameter must fall under exactly one prefix:
+    a ``ValueError`` lists those under none, or under two. Pass the list to
+    ``torch.optim.AdamW`` (its ``lr`` is then only the default of groups without one).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"discriminative_lr_groups expects an nn.Module, got {type(model).__name__}"
+        )
+    if isinstance(layer_prefixes, str):
+        raise TypeError(
+            "discriminative_lr_groups: layer_prefixes must be a list of prefixes, not one string"
+        )
+    prefixes = [str(p).rstrip(".") for p in layer_prefixes]
+    if not prefixes:
+        raise ValueError("discriminative_lr_groups: layer_prefixes is empty")
+    if len(set(prefixes)) != len(prefixes):
+        raise ValueError(f"discriminative_lr_groups: repeated prefixes in {prefixes}")
+    base_lr, decay = _real(base_lr, "base_lr"), _real(decay, "decay")
+    if base_lr <= 0:
+        raise ValueError(f"discriminative_lr_groups: base_lr must be > 0, got {base_lr}")
+    if not 0 < decay <= 1:
+        raise ValueError(f"discriminative_lr_groups: decay must be in (0, 1], got {decay}")
+
+    n = len(prefixes)
+    groups: list[dict[str, Any]] = [
+        {"params": [], "lr": base_lr * decay ** (n - 1 - i), "name": p, "names": []}
+        for i, p in enumerate(prefixes)
+    ]
+    missing, doubled = [], []
+    for name, param in model.named_parameters():  # a tied tensor once
+        if not param.requires_grad:
+            continue
+        hits = [i for i, p in enumerate(prefixes) if name == p or name.startswith(p + ".")]
+        if len(hits) != 1:
+            (missing if not hits else doubled).append(name)
+            continue
+        groups[hits[0]]["params"].append(param)
+        groups[hits[0]]["names"].append(name)
+    if missing:
+        raise ValueError(
+            f"discriminative_lr_groups: trainable parameters under no prefix: {missing}"
+        )
+    if doubled:
+        raise ValueError(f"discriminative_lr_groups: parameters under several prefixes: {doubled}")
+    return [g for g in groups if g["params"]]
