@@ -24,11 +24,13 @@ from dlkit.viz.conv import (
     saliency,
 )
 from dlkit.viz.descent import descent_explorer, descent_path, plot_descent
+from dlkit.viz.distillation import distillation_explorer, plot_softened
 from dlkit.viz.generation import generation_explorer, plot_next_token_distribution
 from dlkit.viz.graph import backprop_stepper, backprop_steps, example_graph, graph_figure
 from dlkit.viz.losses import loss_curves, loss_explorer, plot_loss_curves
 from dlkit.viz.memory import estimate_memory, memory_explorer, plot_memory
 from dlkit.viz.optimizer_race import optimizer_race, plot_race
+from dlkit.viz.pruning import plot_sparsity_curve, pruning_explorer
 from dlkit.viz.regularization import (
     plot_confusion_matrix,
     plot_decision_boundary,
@@ -55,6 +57,7 @@ __all__ = [
     "conv_explorer",
     "descent_explorer",
     "descent_path",
+    "distillation_explorer",
     "estimate_memory",
     "example_graph",
     "feature_maps",
@@ -83,7 +86,10 @@ __all__ = [
     "plot_next_token_distribution",
     "plot_race",
     "plot_saliency",
+    "plot_softened",
+    "plot_sparsity_curve",
     "plot_training_curves",
+    "pruning_explorer",
     "regularization_explorer",
     "saliency",
     "schedule_explorer",
