@@ -206,3 +206,21 @@ def test_checkpoint_quality_bench_scores_the_model_and_both_baselines(tmp_path: 
             )
         assert r["bigram"]["bits_per_byte"] < r["unigram"]["bits_per_byte"]
     assert "GPT / bigram" in (tmp_path / "checkpoint_quality.md").read_text()
+
+
+def test_finetune_ladder_bench_runs_every_method_and_forgetting(tmp_path: Path) -> None:
+    run_script("finetune_ladder.py", "--smoke", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "finetune_ladder.json").read_text())
+    methods = ["scratch", "probe", "last_block", "full", "lora"]
+    assert report["settings"]["smoke"] is True
+    assert [r["method"] for r in report["rows"]] == methods
+    assert [r["method"] for r in report["summary"]] == methods
+    by = {r["method"]: r for r in report["rows"]}
+    assert by["scratch"]["trainable_params"] == by["full"]["trainable_params"]
+    assert by["probe"]["trainable_params"] < by["lora"]["trainable_params"]
+    assert by["lora"]["trainable_params"] < by["full"]["trainable_params"]
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in report["rows"])
+    assert [r["method"] for r in report["forgetting"]][:2] == ["full", "lora"]
+    for r in report["forgetting"]:
+        assert r["lm_loss_increase"] == pytest.approx(r["lm_loss_after"] - r["lm_loss_before"])
+    assert report["bag_of_tokens"] and "Smoke run" in (tmp_path / "finetune_ladder.md").read_text()
