@@ -134,7 +134,7 @@ print(json.dumps({
     "torch": torch.__version__,
     "nbgrader": nbgrader.__version__,
     "timeout": app.config.Execute.timeout,
-    "ignore_pattern": app.config.IgnorePattern.enabled,
+    "kernel_client": app.config.AsyncKernelManager.client_factory,
 }))
 """
     found = json_from(binder_build.start("python", "-c", probe, cwd=folder))
@@ -143,6 +143,7 @@ print(json.dumps({
     assert Path(found["dlkit"]).resolve().is_relative_to(binder_build.repo.resolve()), found
     assert found["torch"].split("+")[0] == pins["torch"], found
     assert found["nbgrader"] == pins["nbgrader"], found
-    # postBuild's load_subconfig pointer: the Validate button's timeout and warning filter.
+    # postBuild's load_subconfig pointer: the Validate button's timeout and the kernel
+    # client that records stderr as stdout.
     assert found["timeout"] == 300, found
-    assert found["ignore_pattern"] is True, found
+    assert found["kernel_client"] == "dlkit.instructor.stderr_outputs.StdoutKernelClient", found

@@ -30,8 +30,8 @@ def test_chapter_grading_is_sound(course: Course, chapter: str, tmp_path: Path) 
 @pytest.mark.slow
 def test_warnings_and_stderr_noise_do_not_cost_points(tmp_path: Path) -> None:
     # One test cell warns through Python's warnings module (routed to stdout by
-    # prepare_kernel); one writes a warning-shaped line straight to stderr (dropped by
-    # the IgnorePattern in nbgrader_config.py). Both must keep their points.
+    # prepare_kernel); one writes a warning-shaped line straight to stderr (recorded as
+    # stdout by the kernel client in nbgrader_config.py). Both must keep their points.
     noisy = [
         *standard_cells(),
         cell("import warnings\nwarnings.warn('harmless', UserWarning)\n" + TESTS, "tests", "warns"),

@@ -2,9 +2,10 @@
 
 nbgrader scores a test cell zero when it writes anything to stderr, and a harmless
 library warning (a PyTorch ``UserWarning``, say) goes to stderr by default. The
-Validate button runs without nbgrader's ``IgnorePattern`` filter, so the fix has to
-live in the kernel: while nbgrader executes the notebook (``NBGRADER_EXECUTION`` is
-set), Python warnings are printed to stdout instead, still visible, never fatal.
+grader already records all stderr as stdout (``dlkit.instructor.stderr_outputs``,
+set in the course's nbgrader_config.py); in the kernel too, while nbgrader executes
+the notebook (``NBGRADER_EXECUTION`` is set), Python warnings are printed to stdout
+instead, still visible, never fatal.
 
 Under nbgrader no browser is attached, so nobody can move a widget's slider; yet every
 widget opens a *comm* whose messages intermittently leave nbclient (which nbgrader runs

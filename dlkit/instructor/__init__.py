@@ -7,6 +7,7 @@ commands in a course directory, and plain ``nbgrader`` commands run from
 - :mod:`dlkit.instructor.course`: where the course lives and how to run nbgrader in it;
 - :mod:`dlkit.instructor.gradebook`: scores read back from nbgrader's gradebook;
 - :mod:`dlkit.instructor.failures`: why a graded cell failed, read from the autograded notebook;
+- :mod:`dlkit.instructor.stderr_outputs`: the kernel client that keeps stderr from costing points;
 - :mod:`dlkit.instructor.roundtrip`: the proof that a chapter's grading is sound (``dlkit check``);
 - :mod:`dlkit.instructor.submissions`: collecting student submissions (folders or zip files);
 - :mod:`dlkit.instructor.grade`: grading a folder of submissions into reports (``dlkit grade``).
