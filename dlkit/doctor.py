@@ -31,6 +31,11 @@ COURSE_PACKAGES = [
     ("ipykernel", "ipykernel"),
 ]
 LAB_EXTENSIONS = ["@jupyter/nbgrader", "@jupyter-widgets/jupyterlab-manager"]
+# nbgrader's instructor tools: the learner's JupyterLab (learner_config/) hides them,
+# `python3 tasks.py instructor` shows them.
+INSTRUCTOR_PLUGINS = ["formgrader", "create-assignment", "course-list", "assignment-list"]
+INSTRUCTOR_SERVER_EXTENSIONS = ["formgrader", "assignment_list", "course_list"]
+LEARNER_CONFIG = "learner_config"
 
 
 @dataclass(frozen=True)
@@ -123,12 +128,55 @@ def _lab_extensions() -> Check:
     return Check("lab extensions", "ok", ", ".join(LAB_EXTENSIONS))
 
 
+def _learner_view(course_root: Path) -> Check:
+    """Does learner_config/ (beside the course) hide every instructor tool, and is the
+    formgrader on where the instructor needs it (this environment, without that folder)?"""
+    import json
+
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    folder = course_root.resolve().parent / LEARNER_CONFIG
+    try:
+        page = json.loads((folder / "labconfig" / "page_config.json").read_text())
+        server = json.loads((folder / "jupyter_server_config.json").read_text())
+    except (OSError, ValueError) as err:
+        return Check("learner view", "warn", f"no usable {folder}: {err}")
+    hidden = page.get("disabledExtensions", {})
+    switched_off = server.get("ServerApp", {}).get("jpserver_extensions", {})
+    shown = [p for p in INSTRUCTOR_PLUGINS if hidden.get(f"@jupyter/nbgrader:{p}") is not True]
+    shown += [
+        e
+        for e in INSTRUCTOR_SERVER_EXTENSIONS
+        if switched_off.get(f"nbgrader.server_extensions.{e}") is not False
+    ]
+    if shown:
+        return Check("learner view", "warn", f"{folder} leaves on: {', '.join(shown)}")
+    paths = [p for p in jupyter_config_path() if Path(p).resolve() != folder]
+    enabled = ExtensionConfigManager(read_config_path=paths).get_jpserver_extensions()
+    if not enabled.get("nbgrader.server_extensions.formgrader"):
+        return Check(
+            "learner view",
+            "warn",
+            "nbgrader's formgrader server extension is disabled in this environment: "
+            "`python3 tasks.py instructor` will not show it "
+            "(jupyter server extension enable nbgrader.server_extensions.formgrader)",
+        )
+    here = "; this environment serves it" if str(folder) in jupyter_config_path() else ""
+    return Check(
+        "learner view",
+        "ok",
+        f"{LEARNER_CONFIG}/ hides nbgrader's instructor tools{here}; "
+        "`python3 tasks.py instructor` opens them",
+    )
+
+
 def course_checks(course_root: Path) -> list[Check]:
     """The Jupyter side (packages, kernel, extensions) and the course folder itself."""
     checks = [_package(dist, module) for dist, module in COURSE_PACKAGES]
     if any(c.status == "FAIL" for c in checks):
         return checks
-    checks += [_kernel_check(), _lab_extensions()]
+    checks += [_kernel_check(), _lab_extensions(), _learner_view(course_root)]
 
     from dlkit.instructor.course import Course
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -58,50 +59,95 @@ def test_conda_environment_uses_the_same_pins() -> None:
         )
 
 
-def test_binder_starts_safe_and_hides_instructor_tools() -> None:
+LEARNER_CONFIG = REPO / "learner_config"
+INSTRUCTOR_PLUGINS = ["formgrader", "create-assignment", "course-list", "assignment-list"]
+INSTRUCTOR_SERVER_EXTENSIONS = ["formgrader", "assignment_list", "course_list"]
+
+
+def test_binder_and_tasks_serve_the_same_learner_config() -> None:
     assert (REPO / "binder" / "environment.yml").resolve() == (REPO / "environment.yml").resolve()
     post_build = (REPO / "binder" / "postBuild").read_text()
     first_command = next(
         line for line in post_build.splitlines() if line and not line.startswith("#")
     )
     assert first_command.startswith("set -e")
-    for plugin in ("formgrader", "create-assignment"):
-        assert plugin in post_build
-    assert "validate" not in post_build.split("load_subconfig")[0], "keep the Validate button"
     assert "dlkit release" in post_build
+    start = (REPO / "binder" / "start").read_text()
+    commands = [line for line in start.splitlines() if line.strip() and not line.startswith("#")]
+    assert commands[0].startswith("set -e") and commands[-1] == 'exec "$@"'
+    assert 'JUPYTER_CONFIG_PATH="$repo/learner_config' in start
+    tasks = (REPO / "tasks.py").read_text()
+    assert 'LEARNER_CONFIG = ROOT / "learner_config"' in tasks
 
 
-def test_nbgrader_plugins_named_in_binder_exist() -> None:
+def _learner_jupyter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Jupyter's config path as binder/start and tasks.py set it, with empty user folders."""
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(LEARNER_CONFIG))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "user-config"))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_learner_config_hides_the_instructor_tools_and_keeps_validate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read the way jupyterlab_server and jupyter_server read them, over this environment's
+    # own config (which enables every nbgrader extension).
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+    from jupyterlab_server.config import get_page_config
+
+    _learner_jupyter(monkeypatch, tmp_path)
+    disabled = get_page_config([])["disabledExtensions"]
+    for plugin in INSTRUCTOR_PLUGINS:
+        assert f"@jupyter/nbgrader:{plugin}" in disabled
+    assert "@jupyter/nbgrader:validate-assignment" not in disabled, "keep the Validate button"
+    manager = ExtensionConfigManager(read_config_path=jupyter_config_path())
+    extensions = manager.get_jpserver_extensions()
+    for name in INSTRUCTOR_SERVER_EXTENSIONS:
+        assert extensions.get(f"nbgrader.server_extensions.{name}") is False
+    assert extensions.get("nbgrader.server_extensions.validate_assignment") is not False
+
+
+def test_learner_config_silences_news_and_update_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyterlab_server.settings_utils import _get_overrides
+
+    _learner_jupyter(monkeypatch, tmp_path)
+    overrides, error = _get_overrides(str(tmp_path / "no-app-settings"))
+    assert not error
+    notification = overrides["@jupyterlab/apputils-extension:notification"]
+    assert notification == {"fetchNews": "false", "checkForUpdates": False}
+    lab = json.loads((LEARNER_CONFIG / "jupyter_lab_config.json").read_text())["LabApp"]
+    assert lab["news_url"] is None
+    assert lab["check_for_updates_class"] == "jupyterlab.NeverCheckForUpdate"
+
+
+def test_nbgrader_plugins_hidden_for_learners_exist() -> None:
     import nbgrader
 
     lab = Path(nbgrader.__file__).parents[4] / "share/jupyter/labextensions/@jupyter/nbgrader"
     if not lab.is_dir():
         pytest.skip("nbgrader's lab extension is not installed in this environment")
     shipped = "".join(p.read_text(errors="ignore") for p in lab.rglob("*.js"))
-    listed = re.search(r"for plugin in ([a-z -]+); do", (REPO / "binder/postBuild").read_text())
-    assert listed, "postBuild should disable nbgrader's instructor plugins in one loop"
-    for name in listed[1].split():
-        assert f"@jupyter/nbgrader:{name}" in shipped, f"no nbgrader lab plugin named {name}"
+    page = json.loads((LEARNER_CONFIG / "labconfig" / "page_config.json").read_text())
+    for name in page["disabledExtensions"]:
+        assert f'"{name}"' in shipped, f"no nbgrader lab plugin named {name}"
 
 
-def test_binder_config_pointer_loads_the_course_config(
+def test_learner_config_loads_the_course_nbgrader_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # postBuild writes this pointer into a Jupyter config folder; the Validate button
-    # must then see the course's timeout and warning filter from any working folder.
+    # The Validate button must see the course's timeout and stderr-as-stdout kernel
+    # client from any folder the server starts in (Binder starts in the repository root).
     from nbgrader.apps import NbGrader
 
-    config_dir, elsewhere = tmp_path / "etc-jupyter", tmp_path / "home"
-    config_dir.mkdir()
-    elsewhere.mkdir()
-    course_config = str(REPO / "course" / "nbgrader_config.py")
-    (config_dir / "nbgrader_config.py").write_text(f"load_subconfig({course_config!r})\n")
-    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(config_dir))
-    monkeypatch.chdir(elsewhere)
+    _learner_jupyter(monkeypatch, tmp_path)
     app = NbGrader()
     app.load_config_file()
     assert app.config.Execute.timeout == 300
-    assert app.config.IgnorePattern.enabled is True
+    client = app.config.AsyncKernelManager.client_factory
+    assert client == "dlkit.instructor.stderr_outputs.StdoutKernelClient"
 
 
 def test_ci_runs_the_readme_test_command() -> None:
