@@ -449,7 +449,10 @@ def exercise_widgets(page: Page, notebook: Locator, expected: int) -> list[str]:
                     continue
                 settle(page, explorer)
                 responsive += 1
-                if back:
+                if back and control["kind"] == "play":
+                    back()  # pause: it stops the changes rather than making one
+                    settle(page, explorer)
+                elif back:
                     changed = fingerprint(explorer)
                     back()
                     assert wait_for_change(page, explorer, changed), f"{what}: no change back"
