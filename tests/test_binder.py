@@ -143,7 +143,7 @@ print(json.dumps({
     assert Path(found["dlkit"]).resolve().is_relative_to(binder_build.repo.resolve()), found
     assert found["torch"].split("+")[0] == pins["torch"], found
     assert found["nbgrader"] == pins["nbgrader"], found
-    # postBuild's load_subconfig pointer: the Validate button's timeout and the kernel
-    # client that records stderr as stdout.
+    # learner_config/nbgrader_config.py, on the config path binder/start sets: the Validate
+    # button's timeout and the kernel client that records stderr as stdout.
     assert found["timeout"] == 300, found
     assert found["kernel_client"] == "dlkit.instructor.stderr_outputs.StdoutKernelClient", found
